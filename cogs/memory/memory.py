@@ -1,0 +1,70 @@
+"""The memory as one object: store, indexes, embedding services, capture and recall, wired from settings.
+
+The cogs, the demo, the evaluation and the migration engine all open a :class:`Memory`, so they
+share one store connection, one set of loaded models and one set of live indexes per process.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .capture import Capture
+from .catalog import IndexCatalog
+from .config import Settings
+from .embedding import EmbeddingServices
+from .index import IndexParams
+from .recall import Recaller, RecallOptions
+from .records import SpaceRecord
+from .store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+
+class Memory:
+    def __init__(self, settings: Settings, store: SQLiteStore, default_space: SpaceRecord) -> None:
+        self.settings = settings
+        self.store = store
+        self.default_space = default_space
+        ms = settings.memory
+        self.catalog = IndexCatalog(
+            store,
+            settings.vectors_dir,
+            IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search),
+        )
+        self.services = EmbeddingServices(
+            settings.device_policy, ms.performance.max_concurrent_queries, settings.batch_size
+        )
+        self.reranker = None
+        if settings.reranker is not None:  # loads lazily, on the first reranked query
+            from .rerank import Reranker
+
+            self.reranker = Reranker(settings.reranker, settings.device_policy)
+        self.recaller = Recaller(store, self.catalog, self.services, self.reranker)
+        self.capture = Capture(
+            store,
+            self.catalog,
+            self.services,
+            default_space.id,
+            batch_size=ms.capture.batch_size,
+            queue_size=ms.capture.queue_size,
+        )
+
+    @classmethod
+    async def open(cls, settings: Settings, start_capture: bool = True) -> Memory:
+        store = await SQLiteStore.open(settings.database_path)
+        default_space = await store.ensure_space(settings.space)
+        memory = cls(settings, store, default_space)
+        if start_capture:
+            memory.capture.start()
+        return memory
+
+    def recall_options(self, **overrides) -> RecallOptions:
+        return RecallOptions.from_settings(self.settings.memory.recall, **overrides)
+
+    async def close(self) -> None:
+        """Write every queued message, persist indexes, release models and the database."""
+        try:
+            await self.capture.stop()
+        finally:
+            self.services.close()
+            await self.store.close()

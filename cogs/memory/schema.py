@@ -1,0 +1,80 @@
+"""Forward-only schema migrations of the SQLite store, one script per version.
+
+A database records every version applied in ``schema_version``; opening it applies the missing
+scripts in order, each in its own transaction. Never edit a released script: add a new one.
+"""
+
+from __future__ import annotations
+
+_V1 = """
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,            -- Discord message snowflake
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    author_id INTEGER NOT NULL,
+    author_name TEXT NOT NULL DEFAULT '',
+    content TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    edited_at REAL
+);
+CREATE INDEX messages_by_channel ON messages(guild_id, channel_id, id);
+CREATE INDEX messages_by_author ON messages(guild_id, author_id);
+CREATE VIRTUAL TABLE messages_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.id;
+END;
+CREATE TABLE spaces (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    dimension INTEGER NOT NULL CHECK (dimension > 0),
+    pooling TEXT NOT NULL,
+    spec TEXT NOT NULL,                -- JSON of EmbeddingSpace: prompts, normalisation, load source
+    created_at REAL NOT NULL
+);
+CREATE TABLE embeddings (
+    space_id INTEGER NOT NULL REFERENCES spaces(id),
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    vector BLOB NOT NULL,              -- float32, little endian, dimension of the space
+    PRIMARY KEY (space_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX embeddings_by_channel ON embeddings(space_id, guild_id, channel_id, message_id);
+CREATE INDEX embeddings_by_message ON embeddings(message_id);
+CREATE TABLE vector_generations (
+    space_id INTEGER NOT NULL,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (space_id, guild_id, channel_id)
+) WITHOUT ROWID;
+CREATE TRIGGER embeddings_insert AFTER INSERT ON embeddings BEGIN
+    INSERT INTO vector_generations VALUES (new.space_id, new.guild_id, new.channel_id, 1)
+    ON CONFLICT DO UPDATE SET generation = generation + 1;
+END;
+CREATE TRIGGER embeddings_update AFTER UPDATE ON embeddings BEGIN
+    UPDATE vector_generations SET generation = generation + 1
+    WHERE space_id = new.space_id AND guild_id = new.guild_id AND channel_id = new.channel_id;
+END;
+CREATE TRIGGER embeddings_delete AFTER DELETE ON embeddings BEGIN
+    UPDATE vector_generations SET generation = generation + 1
+    WHERE space_id = old.space_id AND guild_id = old.guild_id AND channel_id = old.channel_id;
+END;
+CREATE TABLE channels (
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    read_space_id INTEGER NOT NULL REFERENCES spaces(id),
+    enabled INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (guild_id, channel_id)
+);
+CREATE TABLE channel_write_spaces (
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    space_id INTEGER NOT NULL REFERENCES spaces(id),
+    PRIMARY KEY (guild_id, channel_id, space_id)
+);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1}
+SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)
