@@ -76,5 +76,52 @@ CREATE TABLE channel_write_spaces (
 );
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1}
+_V2 = """
+CREATE TABLE migrations (
+    id INTEGER PRIMARY KEY,
+    source_space_id INTEGER NOT NULL REFERENCES spaces(id),
+    target_space_id INTEGER NOT NULL REFERENCES spaces(id),
+    strategy TEXT NOT NULL,
+    status TEXT NOT NULL,              -- pending, running, paused, cancelled, failed, completed
+    guild_id INTEGER,                  -- NULL: every guild (command line); the admin cog scopes to one
+    options TEXT NOT NULL DEFAULT '{}',
+    backup_path TEXT,
+    log_path TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE migration_channels (
+    migration_id INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,          -- processing order (smallest channel first by default)
+    status TEXT NOT NULL,              -- pending, backfill, catchup, verified, swapped, failed, rolled_back, finalized
+    cursor INTEGER NOT NULL DEFAULT 0, -- last message id whose vector is committed in the target space
+    total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    report TEXT,                       -- JSON verify report
+    started_at REAL,
+    finished_at REAL,
+    PRIMARY KEY (migration_id, guild_id, channel_id)
+);
+CREATE TABLE migration_events (
+    id INTEGER PRIMARY KEY,
+    migration_id INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    guild_id INTEGER,
+    channel_id INTEGER,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE migration_artifacts (
+    migration_id INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,                -- e.g. the fitted linear map of the transform strategy
+    data BLOB NOT NULL,
+    PRIMARY KEY (migration_id, name)
+);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

@@ -1,0 +1,12 @@
+"""Small builders of real records for tests."""
+
+from __future__ import annotations
+
+from cogs.memory.records import StoredMessage
+
+
+def message(id: int, content: str, guild_id: int = 1, channel_id: int = 10, author_id: int = 100,
+            author_name: str = "alice", created_at: float | None = None) -> StoredMessage:
+    """A stored message with sensible defaults (ids are snowflake-like but small)."""
+    return StoredMessage(id, guild_id, channel_id, author_id, author_name, content,
+                         created_at if created_at is not None else 1_700_000_000.0 + id)
