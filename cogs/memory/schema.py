@@ -123,5 +123,14 @@ CREATE TABLE migration_artifacts (
 );
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+_V3 = """
+CREATE TABLE opted_out_users (          -- /memory forget-me: never capture this member in this guild again
+    guild_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (guild_id, user_id)
+) WITHOUT ROWID;
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)
