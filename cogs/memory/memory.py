@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 
 
 class Memory:
-    def __init__(self, settings: Settings, store: SQLiteStore, default_space: SpaceRecord) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SQLiteStore,
+        default_space: SpaceRecord,
+        services: EmbeddingServices | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.default_space = default_space
@@ -31,7 +37,10 @@ class Memory:
             settings.vectors_dir,
             IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search),
         )
-        self.services = EmbeddingServices(
+        # ``services`` lets one process share loaded models between memories (tests, benchmarks);
+        # a Memory releases only the models it loaded itself.
+        self._owns_services = services is None
+        self.services = services or EmbeddingServices(
             settings.device_policy, ms.performance.max_concurrent_queries, settings.batch_size
         )
         self.reranker = None
@@ -50,10 +59,12 @@ class Memory:
         )
 
     @classmethod
-    async def open(cls, settings: Settings, start_capture: bool = True) -> Memory:
+    async def open(
+        cls, settings: Settings, start_capture: bool = True, services: EmbeddingServices | None = None
+    ) -> Memory:
         store = await SQLiteStore.open(settings.database_path)
         default_space = await store.ensure_space(settings.space)
-        memory = cls(settings, store, default_space)
+        memory = cls(settings, store, default_space, services)
         if start_capture:
             memory.capture.start()
         return memory
@@ -66,5 +77,6 @@ class Memory:
         try:
             await self.capture.stop()
         finally:
-            self.services.close()
+            if self._owns_services:
+                self.services.close()
             await self.store.close()
