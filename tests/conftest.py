@@ -34,3 +34,20 @@ async def memory(make_settings) -> Memory:
     mem = await Memory.open(make_settings())
     yield mem
     await mem.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory) -> Path:
+    """A random genuine-architecture Qwen3 embedder in the real repo layout (64-d)."""
+    from tests.tiny_models import build_tiny_qwen3_embedder
+
+    return build_tiny_qwen3_embedder(tmp_path_factory.mktemp("tiny-qwen3-embedding"))
+
+
+@pytest.fixture
+def qwen3_settings(make_settings, tiny_qwen3_dir) -> Settings:
+    """The real qwen3_medium_performance profile, pointed at the tiny model (64-d Matryoshka cut)."""
+    return make_settings(
+        profile="qwen3_medium_performance",
+        model_overrides={"embedding_path": str(tiny_qwen3_dir), "embedding_dimension": 64},
+    )

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from .catalog import IndexCatalog
 from .embedding import EmbeddingServices
 from .errors import UserFacingError
@@ -119,8 +117,9 @@ class Capture:
         for event in batch:
             if isinstance(event, _Delete):
                 try:
-                    deleted = await self.store.delete_messages(event.message_ids)
-                    await self.catalog.remove(deleted)
+                    async with self.catalog.writing():
+                        deleted = await self.store.delete_messages(event.message_ids)
+                        await self.catalog.remove(deleted)
                 finally:
                     if event.done is not None and not event.done.done():
                         event.done.set_result(None)
@@ -130,11 +129,12 @@ class Capture:
         latest = {m.id: m for m in messages}  # an edit queued after its message wins
         for key in {(m.guild_id, m.channel_id) for m in latest.values()}:
             await self.store.ensure_channel(*key, self.default_space_id)
-        changed = await self.store.add_messages(latest.values())
+        async with self.catalog.writing():
+            changed = await self.store.add_messages(latest.values())
+            edited = [m for m in changed if m.edited_at is not None]
+            if edited:
+                await self.catalog.remove(edited)
         self.stored += len(changed)
-        edited = [m for m in changed if m.edited_at is not None]
-        if edited:
-            await self.catalog.remove(edited)
         await self.embed(changed)
 
     async def embed(self, messages: Sequence[StoredMessage], only_space: int | None = None) -> None:
@@ -159,15 +159,11 @@ class Capture:
                     exc,
                 )
                 continue
-            accepted = await self.store.put_vectors(space, group, vectors)
             rows = {m.id: row for row, m in enumerate(group)}
-            await self.catalog.add(
-                space,
-                accepted,
-                vectors[[rows[m.id] for m in accepted]]
-                if accepted
-                else np.empty((0, space.dimension), dtype=np.float32),
-            )
+            async with self.catalog.writing():
+                accepted = await self.store.put_vectors(space, group, vectors)
+                if accepted:
+                    await self.catalog.add(space, accepted, vectors[[rows[m.id] for m in accepted]])
             self.embedded += len(accepted)
 
     async def repair(self, guild_id: int, channel_id: int, batch_size: int = 256) -> int:

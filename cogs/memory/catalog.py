@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,17 @@ class IndexCatalog:
         self._dirty: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self.rebuilds = 0
+        self._sync = asyncio.Lock()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold while changing vectors in the store *and* applying the change to the indexes.
+
+        A search compares its cached index with the store's generation under the same lock, so it
+        never mistakes this process's own half-applied write for a change by another process.
+        """
+        async with self._sync:
+            yield
 
     def path(self, space: SpaceRecord, guild_id: int, channel_id: int) -> Path:
         return self.vectors_dir / space.spec.key / str(guild_id) / f"{channel_id}.idx"
@@ -40,10 +52,19 @@ class IndexCatalog:
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def get(self, space: SpaceRecord, guild_id: int, channel_id: int) -> VectorIndex:
-        """The channel's index in ``space``: cached, else loaded from disk if in sync, else rebuilt."""
+    async def get(self, space: SpaceRecord, guild_id: int, channel_id: int, validate: bool = False) -> VectorIndex:
+        """The channel's index in ``space``: cached, else loaded from disk if in sync, else rebuilt.
+
+        ``validate`` also checks a cached index against the store's generation, so vectors written
+        by another process (a command-line migration beside the bot) are picked up before a search.
+        """
         key = (space.id, guild_id, channel_id)
         index = self._indexes.get(key)
+        if index is not None and validate:
+            async with self._sync:
+                if index.generation != await self.store.vector_generation(space.id, guild_id, channel_id):
+                    async with self._lock(key):
+                        return await self.rebuild(space, guild_id, channel_id)
         if index is not None:
             return index
         async with self._lock(key):
@@ -119,7 +140,7 @@ class IndexCatalog:
         self, space: SpaceRecord, guild_id: int, channel_id: int, query: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
         """Top-``k`` (message id, score) of one channel, searched in a worker thread."""
-        index = await self.get(space, guild_id, channel_id)
+        index = await self.get(space, guild_id, channel_id, validate=True)
         scores, ids = await asyncio.to_thread(index.search, query.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 

@@ -111,7 +111,7 @@ class EmbeddingService:
 
     def _check(self, model) -> None:
         space = self.space
-        if space.dimension > self._native_dimension:
+        if space.dimension > self._native_dimension and not space.padded:
             raise DimensionMismatch(
                 f"{space.model} produces {self._native_dimension}-d vectors but the space wants {space.dimension}-d; "
                 f"set the dimension to {self._native_dimension} or less"
@@ -193,6 +193,8 @@ class EmbeddingService:
         if self.space.normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
+        if vectors.shape[1] < self.space.dimension:  # the pad strategy's space: zeros after the model's own
+            vectors = np.pad(vectors, ((0, 0), (0, self.space.dimension - vectors.shape[1])))
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     async def _run(self, fn, *args) -> np.ndarray:

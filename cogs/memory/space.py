@@ -36,6 +36,7 @@ class EmbeddingSpace:
     document_prompt: str = ""
     normalize: bool = True
     revision: str = ""
+    padded: bool = False  # vectors are the model's own plus zeros up to ``dimension`` (the pad strategy)
     source: str = field(default="", compare=False)
     max_seq_length: int = field(default=512, compare=False)
     padding_side: str = field(default="right", compare=False)
@@ -52,8 +53,10 @@ class EmbeddingSpace:
             "document_prompt": self.document_prompt,
             "normalize": self.normalize,
         }
+        if self.padded:
+            ident["padded"] = True
         digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.short_name}-{self.dimension}-{digest}"
+        return f"{self.short_name}-{self.dimension}{'-padded' if self.padded else ''}-{digest}"
 
     @property
     def short_name(self) -> str:

@@ -102,11 +102,11 @@ class SQLiteStore:
                         raise StoreLocked(f"{self.path} is locked by another process; retry later") from None
                     raise
 
-    async def _fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         async with self._conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
-    async def _fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
         async with self._conn.execute(sql, params) as cur:
             return await cur.fetchone()
 
@@ -128,17 +128,17 @@ class SQLiteStore:
                 await db.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
 
     async def schema_version(self) -> int:
-        row = await self._fetchone("SELECT MAX(version) FROM schema_version")
+        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
         return int(row[0])
 
     async def integrity_check(self) -> str:
-        row = await self._fetchone("PRAGMA integrity_check")
+        row = await self.fetchone("PRAGMA integrity_check")
         return str(row[0])
 
     # ------------------------------------------------------------------ spaces
     async def ensure_space(self, spec: EmbeddingSpace) -> SpaceRecord:
         """The space's record, registering it on first use (by key: model, dimension, pooling, prompt...)."""
-        row = await self._fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
+        row = await self.fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
         if row is None:
             async with self.transaction() as db:
                 await db.execute(
@@ -146,7 +146,7 @@ class SQLiteStore:
                     "VALUES (?,?,?,?,?,?)",
                     (spec.key, spec.model, spec.dimension, spec.pooling, spec.to_json(), time.time()),
                 )
-            row = await self._fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
+            row = await self.fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
         elif EmbeddingSpace.from_json(row[1]).load_source != spec.load_source:
             async with self.transaction() as db:  # same vectors' meaning, new place to load the model from
                 await db.execute("UPDATE spaces SET spec = ? WHERE id = ?", (spec.to_json(), row[0]))
@@ -154,23 +154,23 @@ class SQLiteStore:
         return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
 
     async def get_space(self, space_id: int) -> SpaceRecord:
-        row = await self._fetchone("SELECT id, spec FROM spaces WHERE id = ?", (space_id,))
+        row = await self.fetchone("SELECT id, spec FROM spaces WHERE id = ?", (space_id,))
         if row is None:
             raise StoreError(f"embedding space {space_id} does not exist")
         return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
 
     async def list_spaces(self) -> list[SpaceRecord]:
-        rows = await self._fetchall("SELECT id, spec FROM spaces ORDER BY id")
+        rows = await self.fetchall("SELECT id, spec FROM spaces ORDER BY id")
         return [SpaceRecord(r[0], EmbeddingSpace.from_json(r[1])) for r in rows]
 
     # ------------------------------------------------------------------ channels
     async def get_channel(self, guild_id: int, channel_id: int) -> ChannelState | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT read_space_id, enabled FROM channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
         )
         if row is None:
             return None
-        writes = await self._fetchall(
+        writes = await self.fetchall(
             "SELECT space_id FROM channel_write_spaces WHERE guild_id = ? AND channel_id = ? ORDER BY space_id",
             (guild_id, channel_id),
         )
@@ -196,9 +196,9 @@ class SQLiteStore:
 
     async def list_channels(self, guild_id: int | None = None) -> list[ChannelState]:
         if guild_id is None:
-            rows = await self._fetchall("SELECT guild_id, channel_id FROM channels ORDER BY guild_id, channel_id")
+            rows = await self.fetchall("SELECT guild_id, channel_id FROM channels ORDER BY guild_id, channel_id")
         else:
-            rows = await self._fetchall(
+            rows = await self.fetchall(
                 "SELECT guild_id, channel_id FROM channels WHERE guild_id = ? ORDER BY channel_id", (guild_id,)
             )
         states = [await self.get_channel(g, c) for g, c in rows]
@@ -298,17 +298,32 @@ class SQLiteStore:
         return deleted
 
     async def author_message_ids(self, guild_id: int, author_id: int) -> list[int]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT id FROM messages WHERE guild_id = ? AND author_id = ? ORDER BY id", (guild_id, author_id)
         )
         return [r[0] for r in rows]
+
+    async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
+        """Stop (or resume) capturing a member's messages in a guild (/memory forget-me, remember-me)."""
+        async with self.transaction() as db:
+            if opted_out:
+                await db.execute(
+                    "INSERT OR IGNORE INTO opted_out_users(guild_id, user_id, created_at) VALUES (?,?,?)",
+                    (guild_id, user_id, time.time()),
+                )
+            else:
+                await db.execute("DELETE FROM opted_out_users WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+
+    async def opted_out_users(self, guild_id: int) -> set[int]:
+        rows = await self.fetchall("SELECT user_id FROM opted_out_users WHERE guild_id = ?", (guild_id,))
+        return {r[0] for r in rows}
 
     async def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
         ids = list(message_ids)
         found: dict[int, StoredMessage] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = await self._fetchall(
+            rows = await self.fetchall(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
             )
             found.update((r[0], _message(r)) for r in rows)
@@ -318,22 +333,30 @@ class SQLiteStore:
         self, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256
     ) -> list[StoredMessage]:
         """The channel's messages with id > ``after_id``, oldest first (the migration cursor order)."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             (guild_id, channel_id, after_id, limit),
         )
         return [_message(r) for r in rows]
 
+    async def sample_messages(self, guild_id: int, channel_id: int, n: int) -> list[StoredMessage]:
+        """Up to ``n`` random messages of the channel (for verification queries)."""
+        rows = await self.fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? ORDER BY random() LIMIT ?",
+            (guild_id, channel_id, n),
+        )
+        return [_message(r) for r in rows]
+
     async def count_messages(self, guild_id: int, channel_id: int) -> int:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT COUNT(*) FROM messages WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
         )
         return int(row[0])
 
     async def message_channels(self) -> list[tuple[int, int, int]]:
         """(guild, channel, message count) of every channel holding messages."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT guild_id, channel_id, COUNT(*) FROM messages GROUP BY guild_id, channel_id ORDER BY 3, 1, 2"
         )
         return [(r[0], r[1], r[2]) for r in rows]
@@ -343,7 +366,7 @@ class SQLiteStore:
         match = fts_query(query)
         if not match:
             return []
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT m.id, -bm25(messages_fts) AS score FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
             "WHERE messages_fts MATCH ? AND m.guild_id = ? AND m.channel_id = ? ORDER BY bm25(messages_fts) LIMIT ?",
             (match, guild_id, channel_id, limit),
@@ -389,7 +412,7 @@ class SQLiteStore:
         return [messages[i] for i in keep]
 
     async def count_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT COUNT(*) FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
             (space_id, guild_id, channel_id),
         )
@@ -397,7 +420,7 @@ class SQLiteStore:
 
     async def vector_generation(self, space_id: int, guild_id: int, channel_id: int) -> int:
         """A counter bumped by every vector insert, update or delete in (space, channel)."""
-        row = await self._fetchone(
+        row = await self.fetchone(
             "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
             (space_id, guild_id, channel_id),
         )
@@ -407,7 +430,7 @@ class SQLiteStore:
         self, space_id: int, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256
     ) -> list[StoredMessage]:
         """Messages of the channel with id > ``after_id`` that have no vector in ``space_id`` (catch-up)."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {', '.join('m.' + c.strip() for c in _MESSAGE_COLUMNS.split(','))} FROM messages m "
             "WHERE m.guild_id = ? AND m.channel_id = ? AND m.id > ? AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id) ORDER BY m.id LIMIT ?",
@@ -416,7 +439,7 @@ class SQLiteStore:
         return [_message(r) for r in rows]
 
     async def get_vectors(self, space_id: int, message_ids: Sequence[int]) -> dict[int, np.ndarray]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT message_id, vector FROM embeddings WHERE space_id = ? AND message_id IN "
             f"({_placeholders(len(message_ids))})",
             (space_id, *message_ids),
@@ -461,7 +484,7 @@ class SQLiteStore:
             return cur.rowcount
 
     async def vector_counts(self, guild_id: int, channel_id: int) -> dict[int, int]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT space_id, COUNT(*) FROM embeddings WHERE guild_id = ? AND channel_id = ? GROUP BY space_id",
             (guild_id, channel_id),
         )
