@@ -206,7 +206,7 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: the top level must be an object with a 'memory_system' key")
-    unknown = sorted(set(raw) - {"memory_system"})
+    unknown = sorted(k for k in raw if k != "memory_system" and not k.startswith("_"))
     if unknown:
         raise SettingsError(f"{path}: unknown key {unknown[0]!r} at the top level (expected 'memory_system')")
     if "memory_system" not in raw:
