@@ -119,7 +119,20 @@ class Settings:
 
     @property
     def profile(self) -> Profile:
-        return resolve_profile(self.memory.profile, self.memory.model_overrides)
+        overrides = self.memory.model_overrides
+        overrides = replace(
+            overrides,
+            embedding_path=self._model_path(overrides.embedding_path),
+            reranker_path=self._model_path(overrides.reranker_path),
+        )
+        return resolve_profile(self.memory.profile, overrides)
+
+    def _model_path(self, value: str) -> str:
+        """A relative model directory is relative to the settings file, like ``paths``; a hub id stays as is."""
+        if not value or self.source is None or value.startswith("pkg:") or Path(value).is_absolute():
+            return value
+        local = self.source.parent / value
+        return str(local) if local.is_dir() else value
 
     @property
     def space(self) -> EmbeddingSpace:
