@@ -53,6 +53,7 @@ class SQLiteStore:
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
             await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -60,6 +61,8 @@ class SQLiteStore:
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
+            if conn is not None:  # its worker thread would keep the process from exiting
+                await conn.close()
             raise StoreError(
                 f"{path}: cannot open the memory database ({exc}); restore a backup or move it away"
             ) from None
