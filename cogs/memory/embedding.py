@@ -95,9 +95,11 @@ class EmbeddingService:
                 processor_kwargs={"padding_side": self.space.padding_side},
             )
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError('qwen3') ...
+            # only the architecture, not a path that merely contains "Qwen3", means transformers is too old
+            unknown_qwen3 = (isinstance(exc, KeyError) and exc.args == ("qwen3",)) or "model type `qwen3`" in str(exc)
             hint = (
                 "transformers >= 4.51 is needed for Qwen3"
-                if "qwen3" in str(exc).lower()
+                if unknown_qwen3
                 else "with no internet, download it elsewhere and set memory_system.model_overrides.embedding_path "
                 "to its directory, or use the offline_default profile"
             )
