@@ -1,0 +1,462 @@
+"""Discord glue of the memory: capture listeners, recall on mention, and the ``/memory`` commands.
+
+This module only converts Discord objects to the library's plain records, decides who may do
+what, and renders replies. Storing, embedding and searching live in the modules beside it:
+listeners hand messages to the capture queue (microseconds; the background writer embeds them off
+the event loop) and recall embeds the question in the embedding executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .errors import UserFacingError
+from .memory import Memory
+from .recall import Hit
+from .records import StoredMessage
+
+log = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 200
+EMBED_DESCRIPTION_LIMIT = 4000
+STATS_FIELDS = 20  # channels shown by /memory stats (an embed holds at most 25 fields)
+DM_GUILD_ID = 0  # guild id under which direct messages are kept when capture.allow_dms is on
+MEMORY_COLOUR = discord.Colour.blurple()
+
+PERMISSION_LABELS = {
+    "administrator": "Administrator",
+    "manage_guild": "Manage Server",
+    "manage_channels": "Manage Channels",
+    "manage_messages": "Manage Messages",
+}
+
+
+class NotMemoryAdmin(app_commands.CheckFailure):
+    """The member lacks the configured admin permission and is not a bot owner."""
+
+    def __init__(self, permission: str) -> None:
+        label = PERMISSION_LABELS.get(permission, permission)
+        super().__init__(f"🔒 Only members with the **{label}** permission (or the bot's owners) can use this command.")
+
+
+# ---------------------------------------------------------------------- conversions
+def stored_message(message: discord.Message, edited: bool = False) -> StoredMessage:
+    """The library's record of a Discord message (the content as sent; a DM is kept under guild 0)."""
+    edited_at = None
+    if edited:
+        edited_at = (message.edited_at.timestamp() if message.edited_at else time.time())
+    return StoredMessage(
+        id=message.id,
+        guild_id=message.guild.id if message.guild else DM_GUILD_ID,
+        channel_id=message.channel.id,
+        author_id=message.author.id,
+        author_name=message.author.display_name,
+        content=message.content,
+        created_at=message.created_at.timestamp(),
+        edited_at=edited_at,
+    )
+
+
+def question_of(message: discord.Message, bot_id: int) -> str:
+    """The text of a message addressed to the bot, without the bot's mention."""
+    return re.sub(rf"<@!?{bot_id}>", " ", message.content).strip()
+
+
+def _snippet(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return discord.utils.escape_markdown(text)
+
+
+def render_hits(hits: Sequence[Hit], query: str, where: str) -> discord.Embed:
+    """One embed: per hit the author, the date, a snippet, a jump link and the cosine score."""
+    budget = max(60, EMBED_DESCRIPTION_LIMIT // max(1, len(hits)) - 120)
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        m = hit.message
+        lines.append(
+            f"**{rank}.** {discord.utils.escape_markdown(m.author_name)} · <t:{int(m.created_at)}:d> · "
+            f"score {hit.similarity:.2f} · [jump]({m.jump_url()})\n> {_snippet(m.content, min(SNIPPET_CHARS, budget))}"
+        )
+    embed = discord.Embed(
+        title=f"🧠 What I remember from {where}",
+        description="\n".join(lines)[:EMBED_DESCRIPTION_LIMIT],
+        colour=MEMORY_COLOUR,
+    )
+    embed.set_footer(text=f"for “{_snippet(query, 120)}” · score = cosine similarity to your question")
+    return embed
+
+
+def _where(channel) -> str:
+    name = getattr(channel, "name", None)
+    return f"#{name}" if name else "this conversation"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+class RecallRateLimit:
+    """One recall per ``seconds`` per user, shared by mentions and ``/memory recall``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._next: dict[int, float] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """0 and the recall is counted, or the seconds left before this user may recall again."""
+        if self.seconds <= 0:
+            return 0.0
+        now = time.monotonic()
+        left = self._next.get(user_id, 0.0) - now
+        if left > 0:
+            return left
+        if len(self._next) > 10_000:  # forget users whose window has passed
+            self._next = {u: t for u, t in self._next.items() if t > now}
+        self._next[user_id] = now + self.seconds
+        return 0.0
+
+
+def _cog(interaction: discord.Interaction) -> MemoryCog:
+    command = interaction.command
+    cog = getattr(command, "binding", None)
+    if not isinstance(cog, MemoryCog):
+        cog = interaction.client.get_cog(MemoryCog.__cog_name__)  # type: ignore[attr-defined]
+    assert isinstance(cog, MemoryCog)
+    return cog
+
+
+def memory_admin_only():
+    """Runtime check behind ``default_permissions`` (which Discord ignores on subcommands)."""
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        cog = _cog(interaction)
+        if await cog.is_memory_admin(interaction):
+            return True
+        raise NotMemoryAdmin(cog.admin_permission)
+
+    return app_commands.check(predicate)
+
+
+def recall_rate_limited():
+    async def predicate(interaction: discord.Interaction) -> bool:
+        cog = _cog(interaction)
+        retry = cog.rate_limit.retry_after(interaction.user.id)
+        if retry > 0:
+            raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, cog.rate_limit.seconds), retry)
+        return True
+
+    return app_commands.check(predicate)
+
+
+# ---------------------------------------------------------------------- the cog
+class MemoryCog(commands.Cog, name="Memory"):
+    """Remembers the messages of guild channels and recalls the relevant ones on request."""
+
+    memory_group = app_commands.Group(
+        name="memory", description="What the bot remembers of this server's channels", guild_only=True
+    )
+
+    def __init__(self, bot: commands.Bot, memory: Memory) -> None:
+        self.bot = bot
+        self.memory = memory
+        capture = memory.settings.memory.capture
+        self.enabled_by_default = capture.enabled_by_default
+        self.allow_dms = capture.allow_dms
+        self.min_length = capture.min_length
+        self.admin_permission = memory.settings.memory.permissions.admin_permission
+        self.rate_limit = RecallRateLimit(memory.settings.memory.recall.user_cooldown_seconds)
+        self._enabled: dict[tuple[int, int], bool] = {}  # (guild, channel) -> capture on; cleared on change
+        self._opted_out: dict[int, set[int]] = {}  # guild -> members who used /memory forget-me
+
+    # ------------------------------------------------------------------ capture
+    def _capturable(self, message: discord.Message) -> bool:
+        """A human's ordinary message with text, in a guild text channel or thread (or a DM if allowed)."""
+        if message.author.bot or message.webhook_id is not None or message.is_system():
+            return False
+        if len(message.content.strip()) < max(1, self.min_length):
+            return False
+        if message.guild is None:
+            return self.allow_dms and isinstance(message.channel, discord.DMChannel)
+        return isinstance(message.channel, (discord.TextChannel, discord.Thread))
+
+    async def _channel_enabled(self, guild_id: int, channel) -> bool:
+        """The channel's flag; a thread without its own follows its parent; else capture.enabled_by_default."""
+        key = (guild_id, channel.id)
+        if key not in self._enabled:
+            state = await self.memory.store.get_channel(guild_id, channel.id)
+            parent_id = getattr(channel, "parent_id", None)
+            if state is None and parent_id is not None:
+                state = await self.memory.store.get_channel(guild_id, parent_id)
+            self._enabled[key] = state.enabled if state is not None else self.enabled_by_default
+        return self._enabled[key]
+
+    async def _opted_out_users(self, guild_id: int) -> set[int]:
+        if guild_id not in self._opted_out:
+            self._opted_out[guild_id] = await self.memory.store.opted_out_users(guild_id)
+        return self._opted_out[guild_id]
+
+    def _addresses_me(self, message: discord.Message) -> bool:
+        return self.bot.user is not None and self.bot.user.id in message.raw_mentions
+
+    async def _should_capture(self, message: discord.Message) -> bool:
+        """Capturable, in an enabled channel, by a member who did not opt out, and not a question to the bot
+        (questions would otherwise come back as the best match of every later question on the subject)."""
+        if not self._capturable(message) or self._addresses_me(message):
+            return False
+        guild_id = message.guild.id if message.guild else DM_GUILD_ID
+        if message.author.id in await self._opted_out_users(guild_id):
+            return False
+        return await self._channel_enabled(guild_id, message.channel)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.webhook_id is not None:
+            return
+        if await self._should_capture(message):
+            await self.memory.capture.submit(stored_message(message))
+        if self._addresses_me(message) and (message.guild is not None or self.allow_dms):
+            await self._answer_mention(message)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Edits re-embed the message (raw, so messages older than the cache are covered; this also
+        covers ``on_message_edit``, which discord.py dispatches only for cached messages)."""
+        message = payload.message
+        if "content" not in payload.data:  # an embed unfurl, a pin...: the text did not change
+            return
+        if not message.content.strip() and not message.author.bot:
+            await self.memory.capture.delete([message.id])  # edited down to nothing: forget it
+            return
+        if await self._should_capture(message):
+            await self.memory.capture.submit(stored_message(message, edited=True))
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.memory.capture.delete([payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.memory.capture.delete(sorted(payload.message_ids))
+
+    # ------------------------------------------------------------------ recall
+    async def recall(
+        self, guild_id: int, channel_id: int, query: str, k: int | None = None, exclude: int | None = None
+    ) -> list[Hit]:
+        """The channel's best earlier messages for ``query``, without message ``exclude`` (the question)."""
+        k = k or self.memory.settings.memory.recall.k
+        options = self.memory.recall_options(k=k + 1 if exclude is not None else k)
+        hits = await self.memory.recaller.recall(guild_id, channel_id, query, options)
+        return [h for h in hits if h.message.id != exclude][:k]
+
+    async def _nothing_found(self, guild_id: int, channel, query: str, exclude: int | None = None) -> str:
+        count = await self.memory.store.count_messages(guild_id, channel.id)
+        if count == 1 and exclude is not None and await self.memory.store.get_messages([exclude]):
+            count = 0  # only the question itself
+        if count == 0:
+            if not await self._channel_enabled(guild_id, channel):
+                return (
+                    f"💤 I don't remember anything from {_where(channel)}: memory is off here. "
+                    "An admin can turn it on with `/memory enable`."
+                )
+            return (
+                f"💭 I don't remember anything from {_where(channel)} yet. "
+                "I remember messages posted here from now on; ask me again later."
+            )
+        return (
+            f"🔍 Nothing I remember from {_where(channel)} matches “{_snippet(query, 120)}”. "
+            "Try other words, or a question closer to how it was said."
+        )
+
+    async def _answer_mention(self, message: discord.Message) -> None:
+        assert self.bot.user is not None
+        question = question_of(message, self.bot.user.id)
+        reply_kwargs = {"mention_author": False, "allowed_mentions": discord.AllowedMentions.none()}
+        if not question:
+            await message.reply(
+                f"👋 Ask me about something said earlier in {_where(message.channel)}, e.g. "
+                f"{self.bot.user.mention} what did we decide about the release date?",
+                **reply_kwargs,
+            )
+            return
+        retry = self.rate_limit.retry_after(message.author.id)
+        if retry > 0:
+            await message.reply(f"⏳ One question at a time: ask me again in {retry:.0f} s.", **reply_kwargs)
+            return
+        guild_id = message.guild.id if message.guild else DM_GUILD_ID
+        try:
+            hits = await self.recall(guild_id, message.channel.id, question, exclude=message.id)
+        except UserFacingError as exc:
+            await message.reply(f"⚠️ {exc}", **reply_kwargs)
+            return
+        if hits:
+            await message.reply(embed=render_hits(hits, question, _where(message.channel)), **reply_kwargs)
+        else:
+            text = await self._nothing_found(guild_id, message.channel, question, exclude=message.id)
+            await message.reply(text, **reply_kwargs)
+
+    # ------------------------------------------------------------------ checks
+    async def is_memory_admin(self, interaction: discord.Interaction) -> bool:
+        permissions = interaction.permissions
+        if permissions.administrator or getattr(permissions, self.admin_permission, False):
+            return True
+        return await self.bot.is_owner(interaction.user)
+
+    # ------------------------------------------------------------------ /memory for everyone
+    @memory_group.command(name="recall", description="Find earlier messages of this channel about something")
+    @app_commands.describe(query="What to look for, in your own words", k="How many messages to show (1-25)")
+    @recall_rate_limited()
+    async def recall_command(
+        self, interaction: discord.Interaction, query: str, k: app_commands.Range[int, 1, 25] | None = None
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel = interaction.channel
+        hits = await self.recall(interaction.guild_id, channel.id, query, k)
+        if hits:
+            await interaction.followup.send(embed=render_hits(hits, query, _where(channel)), ephemeral=True)
+        else:
+            await interaction.followup.send(
+                await self._nothing_found(interaction.guild_id, channel, query), ephemeral=True
+            )
+
+    @memory_group.command(name="forget-me", description="Forget your messages in this server and stop remembering")
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+        store, capture = self.memory.store, self.memory.capture
+        await store.set_opted_out(guild_id, user_id, True)
+        (await self._opted_out_users(guild_id)).add(user_id)
+        await capture.drain()  # messages already queued are written first, so they are deleted too
+        ids = await store.author_message_ids(guild_id, user_id)
+        await capture.delete(ids, wait=True)
+        await interaction.followup.send(
+            f"🗑️ I forgot {len(ids)} of your messages in this server, with their vectors, and I won't remember "
+            "what you write here until you use `/memory remember-me`.",
+            ephemeral=True,
+        )
+
+    @memory_group.command(name="remember-me", description="Let the bot remember your new messages again")
+    async def remember_me(self, interaction: discord.Interaction) -> None:
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+        await self.memory.store.set_opted_out(guild_id, user_id, False)
+        (await self._opted_out_users(guild_id)).discard(user_id)
+        await interaction.response.send_message(
+            "👍 I'll remember your new messages in this server again (what I forgot stays forgotten).", ephemeral=True
+        )
+
+    # ------------------------------------------------------------------ /memory for admins
+    async def _set_enabled(self, interaction: discord.Interaction, enabled: bool) -> None:
+        guild_id, channel = interaction.guild_id, interaction.channel
+        store = self.memory.store
+        await store.ensure_channel(guild_id, channel.id, self.memory.default_space.id, enabled=enabled)
+        await store.set_channel_enabled(guild_id, channel.id, enabled)
+        self._enabled.clear()  # threads follow their parent: recompute every cached flag
+        if enabled:
+            text = f"✅ I now remember new messages in {_where(channel)}."
+        else:
+            text = (
+                f"⏸️ I no longer remember new messages in {_where(channel)}. What I already remember stays "
+                "(members can erase theirs with `/memory forget-me`)."
+            )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @memory_group.command(name="enable", description="Remember new messages of this channel (admins)")
+    @app_commands.default_permissions(manage_guild=True)
+    @memory_admin_only()
+    async def enable(self, interaction: discord.Interaction) -> None:
+        await self._set_enabled(interaction, True)
+
+    @memory_group.command(name="disable", description="Stop remembering new messages of this channel (admins)")
+    @app_commands.default_permissions(manage_guild=True)
+    @memory_admin_only()
+    async def disable(self, interaction: discord.Interaction) -> None:
+        await self._set_enabled(interaction, False)
+
+    @memory_group.command(name="stats", description="Messages, vectors, spaces and indexes per channel (admins)")
+    @app_commands.default_permissions(manage_guild=True)
+    @memory_admin_only()
+    async def stats(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send(embed=await self.stats_embed(interaction.guild), ephemeral=True)
+
+    async def stats_embed(self, guild: discord.Guild) -> discord.Embed:
+        memory, store, catalog = self.memory, self.memory.store, self.memory.catalog
+        spaces = {s.id: s for s in await store.list_spaces()}
+        channels = await store.list_channels(guild.id)
+        capture = memory.capture
+        embed = discord.Embed(
+            title=f"🧠 Memory of {guild.name}",
+            description=(
+                f"profile `{memory.settings.memory.profile}` · {len(channels)} channels · capture queue "
+                f"{capture.pending} pending, {capture.embedded} embedded, {capture.failures} failures since start"
+            ),
+            colour=MEMORY_COLOUR,
+        )
+        for state in channels[:STATS_FIELDS]:
+            channel = guild.get_channel_or_thread(state.channel_id)
+            messages = await store.count_messages(guild.id, state.channel_id)
+            vectors = await store.vector_counts(guild.id, state.channel_id)
+            lines = [
+                f"{messages:,} messages · capture {'on' if state.enabled else 'off'}",
+                f"reads space {state.read_space_id} · writes "
+                + ", ".join(f"space {s}" for s in state.write_space_ids),
+            ]
+            for space_id in sorted(set(vectors) | {state.read_space_id, *state.write_space_ids}):
+                space = spaces.get(space_id)
+                if space is None:
+                    continue
+                count = vectors.get(space_id, 0)
+                index = catalog.cached(space_id, guild.id, state.channel_id)
+                kind = index.kind if index is not None else catalog.params.kind_for(count)
+                path = catalog.path(space, guild.id, state.channel_id)
+                size = _bytes(path.stat().st_size) if path.exists() else "not on disk yet"
+                lines.append(
+                    f"space {space_id} `{space.spec.short_name}` {space.dimension}-d: {count:,} vectors · "
+                    f"{kind} index, {size}"
+                )
+            name = f"#{channel.name}" if channel is not None else f"channel {state.channel_id}"
+            embed.add_field(name=name, value="\n".join(lines)[:1024], inline=False)
+        if len(channels) > STATS_FIELDS:
+            embed.set_footer(text=f"and {len(channels) - STATS_FIELDS} more channels")
+        return embed
+
+    # ------------------------------------------------------------------ errors
+    async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, UserFacingError):
+            text = f"⚠️ {original}"
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            text = f"⏳ You're asking too often: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = "This command only works in a server."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "🔒 You can't use this command here."
+        else:
+            error_id = secrets.token_hex(4)
+            log.error(
+                "/%s failed [error id %s]",
+                interaction.command.qualified_name if interaction.command else "?",
+                error_id,
+                exc_info=original,
+            )
+            text = f"💥 Something went wrong (error id `{error_id}`). The bot's log has the details."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error: %s", text)
