@@ -246,10 +246,10 @@ def _settings_check(settings: Settings, target: Profile) -> Check:
 async def _database_check(settings: Settings, store: SQLiteStore | None) -> Check:
     if store is not None:
         try:
-            result = await store.integrity_check()
+            result, version = await store.integrity_check(), await store.schema_version()
         except sqlite3.DatabaseError as exc:
             return Check("database", FAIL, f"{store.path}: integrity check failed to run ({exc}); {_DB_ADVICE}")
-        return _integrity_result(store.path, result, await store.schema_version())
+        return _integrity_result(store.path, result, version)
     path = settings.database_path
     if not path.exists():
         return Check("database", WARN, f"no database at {path} yet: nothing to migrate")
