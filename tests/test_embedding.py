@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -197,6 +198,18 @@ async def test_async_encoding_runs_off_the_event_loop(qwen3):
 
 async def test_async_queries_equal_sync_queries(qwen3):
     np.testing.assert_allclose(await qwen3.aencode_queries(TEXTS[:2]), qwen3.encode_queries(TEXTS[:2]), atol=1e-6)
+
+
+def test_one_service_serves_one_event_loop_after_another(qwen3):
+    """Tests and benchmarks share loaded models between event loops; waiting for a slot must work in each."""
+
+    async def many_at_once():  # more queries than the service runs at a time: some wait
+        return await asyncio.gather(*(qwen3.aencode_queries([t]) for t in TEXTS))
+
+    first = asyncio.run(many_at_once())
+    second = asyncio.run(many_at_once())
+
+    np.testing.assert_allclose(np.vstack(second), np.vstack(first), atol=1e-6)
 
 
 def test_there_is_one_service_per_space(qwen3_space):

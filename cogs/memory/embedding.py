@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,7 +63,11 @@ class EmbeddingService:
         self._native_dimension = 0
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"embed-{space.short_name}")
-        self._semaphore: asyncio.Semaphore | None = None
+        # one semaphore per event loop: a service shared by memories on several loops (tests, benchmarks)
+        # must not bind to the first loop that had to wait on it
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._max_concurrent = max_concurrent
 
     # ------------------------------------------------------------------ loading
@@ -200,10 +205,12 @@ class EmbeddingService:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     async def _run(self, fn, *args) -> np.ndarray:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self._max_concurrent)
-        async with self._semaphore:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self._max_concurrent)
+        async with semaphore:
+            return await loop.run_in_executor(self._executor, fn, *args)
 
     async def aencode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         return await self._run(self.encode_documents, list(texts), batch_size)
