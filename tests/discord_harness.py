@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -123,10 +123,24 @@ class SentResponse:
 
 @dataclass
 class InteractionReply:
-    """Everything sent back for one interaction, in order."""
+    """Everything sent back for one interaction, in order; live, so a command's background task that
+    edits its response later (progress reports) shows up here too (see :meth:`wait_until`)."""
 
     interaction: discord.Interaction
-    responses: list[SentResponse] = field(default_factory=list)
+    adapter: RecordingWebhookAdapter
+
+    @property
+    def responses(self) -> list[SentResponse]:
+        return [r for token, _, r in self.adapter.calls if token == self.interaction.token]
+
+    async def wait_until(self, predicate, timeout: float = 10.0) -> InteractionReply:
+        """Wait until ``predicate(self)`` holds (e.g. a progress message reached 'done')."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no matching response within {timeout}s; got: {self.text!r}")
+            await asyncio.sleep(0.01)
+        return self
 
     @property
     def messages(self) -> list[SentResponse]:
@@ -242,7 +256,9 @@ class DiscordHarness:
         bot_options.setdefault("intents", chosen)
         bot = MemoryBot(memory.settings, memory=memory, extensions=extensions, owner_ids=set(owner_ids), **bot_options)
         await bot._async_setup_hook()  # what login() does first: binds the bot to this event loop
+        application_id = bot.application_id
         dpytest.configure(bot, guilds=guilds, text_channels=text_channels, voice_channels=0, members=members)
+        bot._connection.application_id = application_id
         bot._connection._command_tree = bot.tree  # dpytest's state replaced the one the tree registered with
         bot.tree._http = bot.http  # ... and its fake HTTP client the real one the tree kept (tree.sync)
         await bot.setup_hook()
@@ -530,9 +546,7 @@ class DiscordHarness:
             async_context.reset(token)
             self.bot.remove_listener(remember, "on_interaction")
         interaction = captured[0]
-        reply = InteractionReply(interaction)
-        reply.responses = [r for t, _, r in self.adapter.calls if t == payload["token"]]
-        return reply
+        return InteractionReply(interaction, self.adapter)
 
     async def slash(
         self,

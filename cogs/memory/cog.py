@@ -167,7 +167,10 @@ class MemoryCog(commands.Cog, name="Memory"):
     """Remembers the messages of guild channels and recalls the relevant ones on request."""
 
     memory_group = app_commands.Group(
-        name="memory", description="What the bot remembers of this server's channels", guild_only=True
+        name="memory",
+        description="What the bot remembers of this server's channels",
+        guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),  # what app_commands.guild_only() sets
     )
 
     def __init__(self, bot: commands.Bot, memory: Memory) -> None:
