@@ -231,6 +231,17 @@ async def test_direct_messages_are_ignored_unless_allowed(harness):
     assert await harness.memory.store.message_channels() == []
 
 
+async def test_direct_messages_are_remembered_when_allowed(make_settings):
+    settings = make_settings(capture={"allow_dms": True}, recall={"user_cooldown_seconds": 0})
+    async with running_harness(settings) as harness:
+        user = harness.member(0)
+        dm = await user.create_dm()
+        message = await discord.ext.test.message(PICNIC, channel=dm, member=user)
+        await harness.settle()
+        stored = (await harness.memory.store.get_messages([message.id]))[message.id]
+        assert (stored.guild_id, stored.channel_id) == (0, dm.id)
+
+
 async def test_a_burst_of_1000_messages_is_stored_and_embedded(harness):
     channel = harness.channel(0)
     members = [harness.member(i) for i in range(3)]
