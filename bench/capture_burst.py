@@ -88,9 +88,9 @@ async def idle_lag(seconds: float) -> list[float]:
     return lags
 
 
-async def main(n: int) -> None:
+async def main(n: int, capture_batch: int) -> None:
     with tempfile.TemporaryDirectory(prefix="capture-burst-") as tmp:
-        settings = default_settings(paths={"data_dir": tmp})
+        settings = default_settings(paths={"data_dir": tmp}, capture={"batch_size": capture_batch})
         memory = await Memory.open(settings)
         service = memory.services.get(memory.default_space.spec)
         await service.aload()
@@ -128,7 +128,7 @@ async def main(n: int) -> None:
     raw_cpu = (raw_before[1] + raw_after[1]) / 2
     p99 = percentile(lags, 99)
     print(f"capture burst: {n} messages, {len(channels)} channels, model {settings.space.model} "
-          f"(batch {settings.batch_size}, {os.cpu_count()} CPUs)")
+          f"(encode batch {settings.batch_size}, capture batch {capture_batch}, {os.cpu_count()} CPUs)")
     print(f"  stored {stored}, embedded {vectors}; delivered in {posted * 1000:.0f} ms, all embedded after "
           f"{elapsed:.2f} s")
     print(f"  event-loop lag during the burst ({len(lags)} ticks of {TICK * 1000:.0f} ms): "
@@ -144,4 +144,8 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages in the burst (default 1000)")
-    asyncio.run(main(parser.parse_args().messages))
+    parser.add_argument(
+        "--capture-batch", type=int, default=64, help="memory_system.capture.batch_size: events per writer batch"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.capture_batch))
