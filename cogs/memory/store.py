@@ -333,13 +333,13 @@ class SQLiteStore:
         return found
 
     async def scroll_messages(
-        self, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256
+        self, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256, up_to_id: int = 2**63 - 1
     ) -> list[StoredMessage]:
-        """The channel's messages with id > ``after_id``, oldest first (the migration cursor order)."""
+        """The channel's messages with ``after_id`` < id <= ``up_to_id``, oldest first (the cursor order)."""
         rows = await self.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? AND id > ? "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? AND id > ? AND id <= ? "
             "ORDER BY id LIMIT ?",
-            (guild_id, channel_id, after_id, limit),
+            (guild_id, channel_id, after_id, up_to_id, limit),
         )
         return [_message(r) for r in rows]
 
@@ -350,6 +350,12 @@ class SQLiteStore:
             (guild_id, channel_id, n),
         )
         return [_message(r) for r in rows]
+
+    async def newest_message_id(self, guild_id: int, channel_id: int) -> int:
+        row = await self.fetchone(
+            "SELECT MAX(id) FROM messages WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+        return int(row[0] or 0)
 
     async def count_messages(self, guild_id: int, channel_id: int) -> int:
         row = await self.fetchone(
@@ -430,14 +436,20 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def messages_missing_vectors(
-        self, space_id: int, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256
+        self,
+        space_id: int,
+        guild_id: int,
+        channel_id: int,
+        after_id: int = 0,
+        limit: int = 256,
+        up_to_id: int = 2**63 - 1,
     ) -> list[StoredMessage]:
-        """Messages of the channel with id > ``after_id`` that have no vector in ``space_id`` (catch-up)."""
+        """Messages of the channel with ``after_id`` < id <= ``up_to_id`` lacking a vector in ``space_id``."""
         rows = await self.fetchall(
             f"SELECT {', '.join('m.' + c.strip() for c in _MESSAGE_COLUMNS.split(','))} FROM messages m "
-            "WHERE m.guild_id = ? AND m.channel_id = ? AND m.id > ? AND NOT EXISTS "
+            "WHERE m.guild_id = ? AND m.channel_id = ? AND m.id > ? AND m.id <= ? AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id) ORDER BY m.id LIMIT ?",
-            (guild_id, channel_id, after_id, space_id, limit),
+            (guild_id, channel_id, after_id, up_to_id, space_id, limit),
         )
         return [_message(r) for r in rows]
 

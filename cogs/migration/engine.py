@@ -392,10 +392,11 @@ class MigrationEngine:
         if ch.status == J.BACKFILL:
             progress.update(phase="backfill")
             cursor, done = ch.cursor, ch.done
+            up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
             while True:
                 if await self._stop_requested(job.id):
                     return False
-                batch = await self.store.scroll_messages(g, c, cursor, sizer.size)
+                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
                 if not batch:
                     break
                 written = await self._migrate_batch(batch, strategy, source, target, sizer, progress)
@@ -500,14 +501,18 @@ class MigrationEngine:
         sizer: BatchSizer,
         progress: Progress,
     ) -> int:
-        """Embed every message of the channel that still lacks a target vector (written meanwhile)."""
-        total = 0
-        while missing := await self.store.messages_missing_vectors(target.id, g, c, 0, sizer.size):
+        """Embed the channel's messages that still lack a target vector, up to the newest one now.
+
+        Messages newer than that are dual-written by capture (the target has been a write space
+        since before the backfill), so the catch-up ends even while members keep posting.
+        """
+        up_to = await self.store.newest_message_id(g, c)
+        after, total = 0, 0
+        while missing := await self.store.messages_missing_vectors(target.id, g, c, after, sizer.size, up_to):
             written = await self._migrate_batch(missing, strategy, source, target, sizer, progress)
             if written is None:
                 continue
-            if written == 0:
-                break  # every one was edited or deleted under us; capture handles those
+            after = missing[-1].id  # edited or deleted under us: capture has re-embedded or removed them
             total += written
         return total
 
@@ -681,7 +686,8 @@ class MigrationEngine:
         self, job_id: int, guild_id: int, channel_id: int, query: str, k: int = 5
     ) -> tuple[list[Hit], list[Hit]]:
         """Top results of the old and the new space side by side, for an A/B judgement before swapping."""
-        job = await self.jobs.get(job_id, guild_id)
+        job = await self.jobs.get(job_id)
+        await self.jobs.channel(job_id, guild_id, channel_id)  # the channel must be part of this job
         options = self.memory.recall_options(k=k, hybrid=False, rerank=False, min_score=-1.0)
         recaller = self.memory.recaller
         old = await recaller.recall(
