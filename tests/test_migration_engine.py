@@ -14,7 +14,7 @@ from cogs.memory.errors import EncodeOutOfMemory
 from cogs.memory.memory import Memory
 from cogs.memory.space import EmbeddingSpace
 from cogs.migration import jobs as J
-from cogs.migration.engine import MigrationEngine, MigrationFailed
+from cogs.migration.engine import MigrationEngine
 from cogs.migration.jobs import JobNotFound, JobStateError
 from cogs.migration.strategies import StrategyRefused, padded_space
 from cogs.migration.verify import verify_channel
