@@ -223,6 +223,17 @@ async def test_a_thread_follows_its_parent_when_the_parent_is_disabled(harness):
     assert await harness.memory.store.count_messages(parent.guild.id, thread.id) == 0
 
 
+async def test_disabling_a_channel_also_stops_its_threads(harness):
+    parent = harness.channel(0)
+    thread = harness.make_thread(parent)
+    await harness.post(PICNIC, thread)
+    await harness.settle()
+    await harness.slash("memory disable", member=harness.member(0), channel=parent, permissions=ADMIN)
+    await harness.post(OTHERS[0], thread)
+    await harness.settle()
+    assert await harness.memory.store.count_messages(parent.guild.id, thread.id) == 1
+
+
 async def test_direct_messages_are_ignored_unless_allowed(harness):
     user = harness.member(0)
     dm = await user.create_dm()

@@ -366,7 +366,11 @@ class MemoryCog(commands.Cog, name="Memory"):
         store = self.memory.store
         await store.ensure_channel(guild_id, channel.id, self.memory.default_space.id, enabled=enabled)
         await store.set_channel_enabled(guild_id, channel.id, enabled)
-        self._enabled.clear()  # threads follow their parent: recompute every cached flag
+        for state in await store.list_channels(guild_id):  # its threads already remembered follow it
+            thread = interaction.guild.get_thread(state.channel_id)
+            if thread is not None and thread.parent_id == channel.id:
+                await store.set_channel_enabled(guild_id, thread.id, enabled)
+        self._enabled.clear()  # threads without a flag of their own follow their parent: recompute
         if enabled:
             text = f"✅ I now remember new messages in {_where(channel)}."
         else:
