@@ -61,12 +61,16 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class RecallSettings:
+    """Query pipeline defaults; each stage can also be switched per query (see recall.RecallOptions)."""
+
     k: int = 5
-    min_score: float = 0.25
-    hybrid: bool = True
+    min_score: float = 0.25  # cosine floor on the dense similarity in the read space; -1: off
+    dense: bool = True  # vector search in the channel's read space
+    hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 60
     rerank: bool = False
-    rerank_candidates: int = 20
+    rerank_candidates: int = 20  # the best candidates the reranker re-orders (at least k of them)
+    min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off
     candidates: int = 50
     user_cooldown_seconds: float = 5.0
 
@@ -89,7 +93,15 @@ class PermissionSettings:
 class MigrationSettings:
     resume_on_startup: bool = True
     target_profile: str = "qwen3_medium_performance"
+    target_embedding_path: str = ""  # load the target model from this directory (no download)
+    target_embedding_dimension: int = 0  # Matryoshka output dimension of the target; 0: the model's own
     verify_sample: int = 200
+
+    def target(self) -> Profile:
+        """The profile migrations go to, with its own model overrides."""
+        return resolve_profile(
+            self.target_profile, ModelOverrides(self.target_embedding_path, self.target_embedding_dimension)
+        )
 
 
 @dataclass(frozen=True)
@@ -322,6 +334,18 @@ def _check_values(section: Any, where: str, file: str) -> None:
         _require(section.rrf_k >= 1, file, f"{where}.rrf_k", "must be >= 1")
         _require(section.candidates >= section.k, file, f"{where}.candidates", "must be >= recall.k")
         _require(section.rerank_candidates >= 1, file, f"{where}.rerank_candidates", "must be >= 1")
+        _require(
+            0.0 <= section.min_rerank_score <= 1.0,
+            file,
+            f"{where}.min_rerank_score",
+            "must be between 0 and 1 (a reranker probability; 0: off)",
+        )
+        _require(
+            section.dense or section.hybrid,
+            file,
+            f"{where}.dense",
+            "and recall.hybrid are both false: turn on dense search, BM25 (hybrid) or both",
+        )
         _require(section.user_cooldown_seconds >= 0, file, f"{where}.user_cooldown_seconds", "must be >= 0")
     elif isinstance(section, CaptureSettings):
         _require(section.queue_size >= 100, file, f"{where}.queue_size", "must be >= 100")
@@ -341,3 +365,11 @@ def _check_values(section: Any, where: str, file: str) -> None:
             f"is {section.target_profile!r}; choose one of: {', '.join(PROFILES)}",
         )
         _require(section.verify_sample >= 1, file, f"{where}.verify_sample", "must be >= 1")
+        if section.target_embedding_dimension and section.target_profile in PROFILES:
+            target = PROFILES[section.target_profile].embedding
+            _require(
+                32 <= section.target_embedding_dimension <= target.dimension and target.pooling == "lasttoken",
+                file,
+                f"{where}.target_embedding_dimension",
+                f"must be between 32 and {target.dimension} and needs a Matryoshka (Qwen3) target profile",
+            )

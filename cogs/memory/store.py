@@ -69,6 +69,12 @@ class SQLiteStore:
         store = cls(path, conn)
         try:
             await store._upgrade_schema()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+            await conn.close()
+            raise StoreError(
+                f"{path}: the memory database is damaged ({exc}); restore a backup "
+                "(python -m cogs.migration restore --backup-path ...) or move the file away"
+            ) from None
         except BaseException:
             await conn.close()
             raise

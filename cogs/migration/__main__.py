@@ -20,7 +20,7 @@ from typing import Any
 
 from cogs.memory.config import ModelOverrides, Settings, load_settings, resolve_profile
 from cogs.memory.errors import UserFacingError
-from cogs.memory.profiles import PROFILES
+from cogs.memory.profiles import PROFILES, Profile
 
 from .strategies import STRATEGIES
 
@@ -117,10 +117,17 @@ def _insert_command(args: list[str], command: str) -> list[str]:
     return [*head, command, *rest]
 
 
-def target_space(settings: Settings, args: argparse.Namespace):
-    profile_name = args.target_profile or settings.memory.migration.target_profile
-    profile = resolve_profile(profile_name, ModelOverrides(args.target_path, args.target_dimension, ""))
-    return profile
+def target_space(settings: Settings, args: argparse.Namespace) -> Profile:
+    """The target profile: command-line flags win over memory_system.migration settings."""
+    migration = settings.memory.migration
+    return resolve_profile(
+        args.target_profile or migration.target_profile,
+        ModelOverrides(
+            args.target_path or migration.target_embedding_path,
+            args.target_dimension or migration.target_embedding_dimension,
+            "",
+        ),
+    )
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
