@@ -9,6 +9,7 @@ the event loop) and recall embeds the question in the embedding executor.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import time
@@ -80,19 +81,22 @@ def _snippet(text: str, limit: int) -> str:
 def render_hits(hits: Sequence[Hit], query: str, where: str) -> discord.Embed:
     """One embed: per hit the author, the date, a snippet, a jump link and the cosine score."""
     budget = max(60, EMBED_DESCRIPTION_LIMIT // max(1, len(hits)) - 120)
+    cosine = all(not math.isnan(h.similarity) for h in hits)  # NaN: a lexical-only recall has no query vector
     lines = []
     for rank, hit in enumerate(hits, 1):
         m = hit.message
+        score = hit.similarity if cosine else hit.score
         lines.append(
             f"**{rank}.** {discord.utils.escape_markdown(m.author_name)} · <t:{int(m.created_at)}:d> · "
-            f"score {hit.similarity:.2f} · [jump]({m.jump_url()})\n> {_snippet(m.content, min(SNIPPET_CHARS, budget))}"
+            f"score {score:.2f} · [jump]({m.jump_url()})\n> {_snippet(m.content, min(SNIPPET_CHARS, budget))}"
         )
     embed = discord.Embed(
         title=f"🧠 What I remember from {where}",
         description="\n".join(lines)[:EMBED_DESCRIPTION_LIMIT],
         colour=MEMORY_COLOUR,
     )
-    embed.set_footer(text=f"for “{_snippet(query, 120)}” · score = cosine similarity to your question")
+    meaning = "cosine similarity to your question" if cosine else "ranking score"
+    embed.set_footer(text=f"for “{_snippet(query, 120)}” · score = {meaning}")
     return embed
 
 
