@@ -80,7 +80,7 @@ class CaptureSettings:
     enabled_by_default: bool = True
     allow_dms: bool = False
     queue_size: int = 10_000
-    batch_size: int = 64
+    batch_size: int = 256  # measured: 64 embeds at half the model's speed (padding)
     min_length: int = 1
 
 
