@@ -11,6 +11,7 @@ The old space keeps receiving new messages until ``finalize``, so ``rollback`` i
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import threading
@@ -37,6 +38,9 @@ from .verify import VerifyReport, verify_channel
 log = logging.getLogger(__name__)
 
 TRANSFORM_MAP = "linear_map"
+# The error of a job whose task was cancelled (the bot shut down): paused, but not by an admin, so a
+# restart resumes it like a crashed one (see interrupted_jobs).
+SHUTDOWN_PAUSE = "interrupted (bot shutting down); resume continues here"
 
 
 class MigrationFailed(UserFacingError):
@@ -122,6 +126,15 @@ class Progress:
 
 
 @dataclass
+class Preflight:
+    """What :meth:`MigrationEngine.preflight` found: the source space, warnings and (guild, channel, count)."""
+
+    source: SpaceRecord
+    warnings: list[str]
+    channels: list[tuple[int, int, int]]
+
+
+@dataclass
 class JobStatus:
     job: Job
     channels: list[ChannelJob]
@@ -150,7 +163,7 @@ class MigrationEngine:
         self._loggers: dict[int, logging.Logger] = {}
 
     # ------------------------------------------------------------------ creating a job
-    async def start(
+    async def preflight(
         self,
         target: EmbeddingSpace,
         strategy: str = "regenerate",
@@ -159,15 +172,15 @@ class MigrationEngine:
         guild_id: int | None = None,
         channel_ids: list[int] | None = None,
         force: bool = False,
-        auto_swap: bool = True,
-        backup: bool = True,
-        batch_size: int | None = None,
-        transform_sample: int = 1000,
-    ) -> Job:
-        """Create a job (and take a backup); :meth:`run` or :meth:`launch` then does the work."""
+    ) -> Preflight:
+        """What :meth:`start` would refuse, checked without creating anything (a face asks before confirming).
+
+        Raises :class:`StrategyRefused` for a meaningless strategy and :class:`JobStateError` for an
+        unfinished job in the same scope or no channel to migrate; returns the strategy's warnings and
+        the channels in the order they would run.
+        """
         source_space = await self.store.ensure_space(source or self.memory.settings.space)
         warnings = validate_strategy(strategy, source_space.spec, target, force)
-        target_space = await self.store.ensure_space(target)
         unfinished = [
             j
             for j in await self.jobs.with_status(J.PENDING, J.RUNNING, J.PAUSED)
@@ -182,7 +195,36 @@ class MigrationEngine:
                 + (" in this server" if guild_id else "")
                 + ": nothing to migrate"
             )
+        return Preflight(source_space, warnings, channels)
+
+    async def start(
+        self,
+        target: EmbeddingSpace,
+        strategy: str = "regenerate",
+        *,
+        source: EmbeddingSpace | None = None,
+        guild_id: int | None = None,
+        channel_ids: list[int] | None = None,
+        force: bool = False,
+        auto_swap: bool = True,
+        backup: bool = True,
+        batch_size: int | None = None,
+        transform_sample: int = 1000,
+        options: dict[str, Any] | None = None,
+    ) -> Job:
+        """Take a backup and create a job; :meth:`run` or :meth:`launch` then does the work.
+
+        ``options``: extra values kept with the job (e.g. the channel where the admin cog reports).
+        The backup comes first: when it fails (:class:`BackupError`, a full disk included) no job exists.
+        """
+        checked = await self.preflight(
+            target, strategy, source=source, guild_id=guild_id, channel_ids=channel_ids, force=force
+        )
+        source_space, warnings, channels = checked.source, checked.warnings, checked.channels
+        target_space = await self.store.ensure_space(target)
+        backup_path = await self._backup() if backup else None
         options = {
+            **(options or {}),
             "force": force,
             "auto_swap": auto_swap,
             "batch_size": batch_size or self.memory.settings.batch_size,
@@ -191,7 +233,10 @@ class MigrationEngine:
         }
         job = await self.jobs.create(source_space.id, target_space.id, strategy, guild_id, options, channels)
         log_path = self._log_path()
-        await self.jobs.set_status(job.id, J.PENDING, log_path=str(log_path))
+        fields: dict[str, Any] = {"log_path": str(log_path)}
+        if backup_path is not None:
+            fields["backup_path"] = str(backup_path)
+        await self.jobs.set_status(job.id, J.PENDING, **fields)
         logger = self._logger(job.id, log_path)
         logger.info(
             "migration #%d created: %s -> %s, strategy %s, %d channels, %d messages",
@@ -204,14 +249,31 @@ class MigrationEngine:
         )
         for warning in warnings:
             logger.warning(warning)
-        if backup:
-            from .backup import create_backup
-
-            await self.memory.catalog.flush()
-            path = await create_backup(self.memory.settings)
-            await self.jobs.set_status(job.id, J.PENDING, backup_path=str(path))
-            logger.info("backup written to %s", path)
+        if backup_path is not None:
+            logger.info("backup written to %s", backup_path)
         return await self.jobs.get(job.id)
+
+    async def _backup(self) -> Path:
+        """A consistent backup before anything changes; file-system failures become :class:`BackupError`."""
+        from .backup import BackupError, create_backup
+
+        backups_dir = self.memory.settings.backups_dir
+        await self.memory.catalog.flush()
+        try:
+            return await create_backup(self.memory.settings)
+        except BackupError:
+            raise
+        except OSError as exc:
+            where = exc.filename or backups_dir
+            if exc.errno == errno.ENOSPC:
+                raise BackupError(
+                    f"the disk is full: the backup could not be written to {where}. Nothing was started; free "
+                    "some space or point memory_system.paths.backups_dir at a larger disk, then start again"
+                ) from exc
+            raise BackupError(
+                f"the backup could not be written to {where} ({exc.strerror or exc}). Nothing was started; "
+                "check memory_system.paths.backups_dir, then start again"
+            ) from exc
 
     async def _select_channels(
         self, source_id: int, guild_id: int | None, channel_ids: list[int] | None
@@ -309,7 +371,7 @@ class MigrationEngine:
             await self.jobs.set_status(job_id, J.COMPLETED)
             logger.info("migration #%d completed", job_id)
         except asyncio.CancelledError:
-            await self.jobs.set_status(job_id, J.PAUSED, "interrupted (bot shutting down); resume continues here")
+            await self.jobs.set_status(job_id, J.PAUSED, SHUTDOWN_PAUSE)
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, UserFacingError) else f"{type(exc).__name__}: {exc}"
@@ -391,20 +453,8 @@ class MigrationEngine:
             ch.status = J.BACKFILL
         if ch.status == J.BACKFILL:
             progress.update(phase="backfill")
-            cursor, done = ch.cursor, ch.done
-            up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
-            while True:
-                if await self._stop_requested(job.id):
-                    return False
-                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
-                if not batch:
-                    break
-                written = await self._migrate_batch(batch, strategy, source, target, sizer, progress)
-                if written is None:
-                    continue  # out of memory: retry the same messages with the halved batch size
-                cursor, done = batch[-1].id, done + len(batch)
-                await self.jobs.update_channel(job.id, g, c, cursor=cursor, done=done)
-                progress.advance(len(batch))
+            if not await self._backfill(job, ch, strategy, source, target, sizer, progress):
+                return False
             await self.jobs.update_channel(job.id, g, c, "catch-up", status=J.CATCHUP)
             ch.status = J.CATCHUP
         if ch.status == J.CATCHUP:
@@ -439,7 +489,53 @@ class MigrationEngine:
             await self._swap_channel(job, g, c, target.id, logger)
         return True
 
-    async def _migrate_batch(
+    async def _backfill(
+        self,
+        job: Job,
+        ch: ChannelJob,
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> bool:
+        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary.
+
+        Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS
+        threads), batch *n+1* is already being encoded (model threads), so the model never waits
+        for bookkeeping. Cursors are still committed strictly in order.
+        """
+        g, c = ch.guild_id, ch.channel_id
+        cursor, done = ch.cursor, ch.done
+        up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
+        commit: asyncio.Task | None = None
+
+        async def store_and_commit(batch: list[StoredMessage], vectors: np.ndarray, done_after: int) -> None:
+            await self._store_batch(batch, vectors, target, sizer, progress)
+            await self.jobs.update_channel(job.id, g, c, cursor=batch[-1].id, done=done_after)
+            progress.advance(len(batch))
+
+        try:
+            batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+            while batch:
+                if await self._stop_requested(job.id):
+                    return False
+                vectors = await self._encode_batch(batch, strategy, source, target, sizer, progress)
+                if commit is not None:
+                    await commit
+                    commit = None
+                if vectors is None:  # out of memory: the same messages again, in a halved batch
+                    batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+                    continue
+                cursor, done = batch[-1].id, done + len(batch)
+                commit = asyncio.create_task(store_and_commit(batch, vectors, done))
+                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+        finally:
+            if commit is not None:
+                await commit
+        return True
+
+    async def _encode_batch(
         self,
         batch: list[StoredMessage],
         strategy: Strategy,
@@ -447,10 +543,10 @@ class MigrationEngine:
         target: SpaceRecord,
         sizer: BatchSizer,
         progress: Progress,
-    ) -> int | None:
-        """Target vectors for ``batch``, stored and indexed; None if it ran out of memory (batch halved)."""
+    ) -> np.ndarray | None:
+        """Target vectors for ``batch``; None if it ran out of memory (the batch size was halved)."""
         try:
-            vectors = await self._target_vectors(batch, strategy, source, sizer.size)
+            return await self._target_vectors(batch, strategy, source, sizer.size)
         except EncodeOutOfMemory as exc:
             progress.update(errors=progress.errors + 1)
             if sizer.shrink("out of memory"):
@@ -459,6 +555,16 @@ class MigrationEngine:
             if self.memory.services.get(target.spec).fall_back_to_cpu():
                 return None
             raise MigrationFailed(f"{exc} (already at batch size 1)") from exc
+
+    async def _store_batch(
+        self,
+        batch: list[StoredMessage],
+        vectors: np.ndarray,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> int:
+        """Upsert the vectors (skipping messages edited or deleted meanwhile) and index them."""
         rows = {m.id: i for i, m in enumerate(batch)}
         async with self.memory.catalog.writing():
             accepted = await self.store.put_vectors(target, batch, vectors)
@@ -509,9 +615,10 @@ class MigrationEngine:
         up_to = await self.store.newest_message_id(g, c)
         after, total = 0, 0
         while missing := await self.store.messages_missing_vectors(target.id, g, c, after, sizer.size, up_to):
-            written = await self._migrate_batch(missing, strategy, source, target, sizer, progress)
-            if written is None:
+            vectors = await self._encode_batch(missing, strategy, source, target, sizer, progress)
+            if vectors is None:
                 continue
+            written = await self._store_batch(missing, vectors, target, sizer, progress)
             after = missing[-1].id  # edited or deleted under us: capture has re-embedded or removed them
             total += written
         return total
@@ -558,8 +665,13 @@ class MigrationEngine:
         return await self.run(job_id)
 
     async def interrupted_jobs(self) -> list[Job]:
-        """Jobs marked running with no task in this process: a crash or restart interrupted them."""
-        return [j for j in await self.jobs.with_status(J.RUNNING) if not self.is_running(j.id)]
+        """Jobs a crash or a shutdown interrupted: marked running with no task in this process, or paused
+        by the shutdown itself (not by an admin)."""
+        return [
+            j
+            for j in await self.jobs.with_status(J.RUNNING, J.PAUSED)
+            if not self.is_running(j.id) and (j.status == J.RUNNING or j.error == SHUTDOWN_PAUSE)
+        ]
 
     async def status(self, job_id: int | None = None, guild_id: int | None = None) -> JobStatus | None:
         job = await self.jobs.get(job_id, guild_id) if job_id else await self.jobs.latest(guild_id)
@@ -650,14 +762,13 @@ class MigrationEngine:
                 rolled.append(ch.channel_id)
         return rolled
 
-    async def finalize(self, job_id: int, confirm: bool, guild_id: int | None = None) -> list[int]:
-        """Delete the old space's vectors and index files of swapped channels, after a passing verify."""
-        if not confirm:
-            raise JobStateError("finalize deletes the old vectors for good; confirm it explicitly (--yes)")
+    async def check_finalize(self, job_id: int, guild_id: int | None = None) -> Job:
+        """The job, if every channel is swapped (or finalized) after a passing verify; else JobStateError."""
         job = await self.jobs.get(job_id, guild_id)
-        channels = await self.jobs.channels(job_id)
         not_ready = [
-            c for c in channels if c.status not in (J.SWAPPED, J.FINALIZED) or not (c.report or {}).get("passed")
+            c
+            for c in await self.jobs.channels(job_id)
+            if c.status not in (J.SWAPPED, J.FINALIZED) or not (c.report or {}).get("passed")
         ]
         if not_ready:
             c = not_ready[0]
@@ -666,6 +777,14 @@ class MigrationEngine:
                 f"{'' if (c.report or {}).get('passed') else ' without a passing verify'}; "
                 "verify and swap every channel before finalizing"
             )
+        return job
+
+    async def finalize(self, job_id: int, confirm: bool, guild_id: int | None = None) -> list[int]:
+        """Delete the old space's vectors and index files of swapped channels, after a passing verify."""
+        if not confirm:
+            raise JobStateError("finalize deletes the old vectors for good; confirm it explicitly (--yes)")
+        job = await self.check_finalize(job_id, guild_id)
+        channels = await self.jobs.channels(job_id)
         logger = self._logger(job_id, job.log_path)
         source = await self.store.get_space(job.source_space_id)
         done = []
@@ -687,6 +806,8 @@ class MigrationEngine:
     ) -> tuple[list[Hit], list[Hit]]:
         """Top results of the old and the new space side by side, for an A/B judgement before swapping."""
         job = await self.jobs.get(job_id)
+        if job.guild_id not in (None, guild_id):  # another guild's job: as if it did not exist
+            raise J.JobNotFound(f"no migration #{job_id} in this server")
         await self.jobs.channel(job_id, guild_id, channel_id)  # the channel must be part of this job
         options = self.memory.recall_options(k=k, hybrid=False, rerank=False, min_score=-1.0)
         recaller = self.memory.recaller
