@@ -67,9 +67,10 @@ class RecallSettings:
     min_score: float = 0.25  # cosine floor on the dense similarity in the read space; -1: off
     dense: bool = True  # vector search in the channel's read space
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
-    rrf_k: int = 60
+    rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
+    bm25_weight: float = 0.7
     rerank: bool = False
-    rerank_candidates: int = 20  # the best candidates the reranker re-orders (at least k of them)
+    rerank_candidates: int = 10  # the best candidates the reranker re-orders (at least k of them)
     min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off
     candidates: int = 50
     user_cooldown_seconds: float = 5.0
@@ -332,6 +333,7 @@ def _check_values(section: Any, where: str, file: str) -> None:
         _require(1 <= section.k <= 25, file, f"{where}.k", "must be between 1 and 25")
         _require(-1.0 <= section.min_score <= 1.0, file, f"{where}.min_score", "must be between -1 and 1")
         _require(section.rrf_k >= 1, file, f"{where}.rrf_k", "must be >= 1")
+        _require(0 < section.bm25_weight <= 10, file, f"{where}.bm25_weight", "must be above 0 and at most 10")
         _require(section.candidates >= section.k, file, f"{where}.candidates", "must be >= recall.k")
         _require(section.rerank_candidates >= 1, file, f"{where}.rerank_candidates", "must be >= 1")
         _require(
