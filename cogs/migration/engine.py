@@ -331,7 +331,7 @@ class MigrationEngine:
     async def run(self, job_id: int) -> Job:
         """Work until every channel is done, or a pause/cancel request, or a failure. Resumable."""
         job = await self.jobs.get(job_id)
-        if job.status in (J.COMPLETED, J.CANCELLED):
+        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # paused or cancelled before the task got here
             return job
         logger = self._logger(job_id, job.log_path)
         source, target = (
