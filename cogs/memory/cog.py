@@ -19,6 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from .checks import NotMemoryAdmin, is_admin
 from .errors import UserFacingError
 from .memory import Memory
 from .recall import Hit
@@ -31,22 +32,6 @@ EMBED_DESCRIPTION_LIMIT = 4000
 STATS_FIELDS = 20  # channels shown by /memory stats (an embed holds at most 25 fields)
 DM_GUILD_ID = 0  # guild id under which direct messages are kept when capture.allow_dms is on
 MEMORY_COLOUR = discord.Colour.blurple()
-
-PERMISSION_LABELS = {
-    "administrator": "Administrator",
-    "manage_guild": "Manage Server",
-    "manage_channels": "Manage Channels",
-    "manage_messages": "Manage Messages",
-}
-
-
-class NotMemoryAdmin(app_commands.CheckFailure):
-    """The member lacks the configured admin permission and is not a bot owner."""
-
-    def __init__(self, permission: str) -> None:
-        label = PERMISSION_LABELS.get(permission, permission)
-        super().__init__(f"🔒 Only members with the **{label}** permission (or the bot's owners) can use this command.")
-
 
 # ---------------------------------------------------------------------- conversions
 def stored_message(message: discord.Message, edited: bool = False) -> StoredMessage:
@@ -317,10 +302,7 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     # ------------------------------------------------------------------ checks
     async def is_memory_admin(self, interaction: discord.Interaction) -> bool:
-        permissions = interaction.permissions
-        if permissions.administrator or getattr(permissions, self.admin_permission, False):
-            return True
-        return await self.bot.is_owner(interaction.user)
+        return await is_admin(interaction, self.admin_permission)  # the rule shared with /migrate
 
     # ------------------------------------------------------------------ /memory for everyone
     @memory_group.command(name="recall", description="Find earlier messages of this channel about something")
