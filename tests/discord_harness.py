@@ -7,6 +7,8 @@
   options, a member with a permissions bitfield, guild and channel) handed to the real
   ``ConnectionState.parse_interaction_create``, which builds the ``discord.Interaction`` and runs
   it through ``bot.tree`` (checks, transformers, error handlers).
+* Buttons are raw INTERACTION_CREATE payloads of type 3 (MESSAGE_COMPONENT) naming a button of a
+  message the bot sent (:meth:`DiscordHarness.click`), dispatched through the real view store.
 * Only Discord's network is replaced: dpytest's ``FakeHttp`` for bot messages, and for interaction
   responses a :class:`RecordingWebhookAdapter` (discord.py's webhook HTTP adapter) that records
   what would have been sent and answers like Discord would.
@@ -29,7 +31,7 @@ import contextlib
 import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import discord
@@ -95,6 +97,8 @@ class SentResponse:
     route: str  # "callback", "edit_original", "followup", "get_original", "delete_original"
     type: int | None  # interaction callback type for "callback" (4 message, 5 deferred, 7 update...)
     payload: dict[str, Any]
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # attachments: (filename, content)
+    message: dict[str, Any] | None = None  # the message Discord answered with (its id is what buttons refer to)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -111,6 +115,12 @@ class SentResponse:
     @property
     def ephemeral(self) -> bool:
         return bool(int(self.data.get("flags", 0) or 0) & EPHEMERAL)
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """The buttons this response put on its message (empty when it removed them or sent none)."""
+        rows = self.data.get("components") or []
+        return [c for row in rows for c in row.get("components", []) if c.get("type") == 2]
 
     @property
     def text(self) -> str:
@@ -156,6 +166,11 @@ class InteractionReply:
         return [e for r in self.messages for e in r.embeds]
 
     @property
+    def files(self) -> list[tuple[str, bytes]]:
+        """Every attachment sent back, as (filename, content)."""
+        return [f for r in self.messages for f in r.files]
+
+    @property
     def deferred(self) -> bool:
         return any(r.route == "callback" and r.type == 5 for r in self.responses)
 
@@ -179,6 +194,7 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
         super().__init__()
         self.harness = harness
         self.calls: list[tuple[str, str, SentResponse]] = []  # (webhook token, route, response)
+        self.original_ids: dict[str, int] = {}  # webhook token -> id of the interaction's original response
 
     async def request(self, route, session, *, payload=None, multipart=None, files=None, params=None, **_):
         if payload is None and multipart:  # files: the JSON part is "payload_json"
@@ -186,6 +202,10 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
 
             payload = next((json.loads(p["value"]) for p in multipart if p.get("name") == "payload_json"), {})
         payload = payload or {}
+        attached = []
+        for file in files or []:
+            file.reset()
+            attached.append((file.filename, file.fp.read()))
         path = route.path
         if path.endswith("/callback"):
             kind = "callback"
@@ -195,15 +215,24 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
             kind = "followup"
         else:
             raise NotImplementedError(f"{route.method} {path} is not faked by the harness")
-        response = SentResponse(kind, payload.get("type") if kind == "callback" else None, payload)
+        response = SentResponse(kind, payload.get("type") if kind == "callback" else None, payload, attached)
         self.calls.append((route.webhook_token, kind, response))
         return self._answer(route, kind, response)
 
     def _answer(self, route, kind: str, response: SentResponse) -> dict[str, Any] | None:
         if kind == "delete_original":
             return None
-        channel_id = self.harness.channel_of_token.get(route.webhook_token, 0)
-        message = self.harness.message_payload(channel_id, response.data)
+        token = route.webhook_token
+        channel_id = self.harness.channel_of_token.get(token, 0)
+        original = None
+        if kind in ("edit_original", "get_original"):  # a component interaction's original is the message clicked
+            original = self.original_ids.get(token) or self.harness.message_of_token.get(token)
+        if kind == "callback" and response.type == 7:  # a component's update edits the message it sits on
+            original = self.harness.message_of_token.get(token)
+        message = self.harness.message_payload(channel_id, response.data, message_id=original)
+        if kind == "callback" and response.type in (4, 5):
+            self.original_ids[token] = int(message["id"])
+        response.message = message
         if kind != "callback":
             return message
         callback = {
@@ -231,6 +260,8 @@ class DiscordHarness:
         self.guilds: list[discord.Guild] = list(config.guilds)
         self.adapter = RecordingWebhookAdapter(self)
         self.channel_of_token: dict[str, int] = {}
+        self.message_of_token: dict[str, int] = {}  # component interactions: the message clicked
+        self.world_ids: list[int] = []  # the ids dpytest minted for guilds, channels and users (see start)
         self._ids = itertools.count(1)
 
     @classmethod
@@ -243,11 +274,14 @@ class DiscordHarness:
         text_channels: int = 2,
         members: int = 3,
         owner_ids: Sequence[int] = (),
+        same_world_as: DiscordHarness | None = None,
         **bot_options: Any,
     ) -> DiscordHarness:
         """Build the real bot around ``memory``, wire it to dpytest and run its real setup_hook.
 
         ``bot_options`` go to ``MemoryBot`` (e.g. ``sync_commands=True, application_id=...``).
+        ``same_world_as``: a (closed) harness whose guilds, channels and members this one gets again, with
+        the same ids, as a restarted bot would (start it with the same ``guilds``, ``text_channels``, ``members``).
         """
         from bot import MemoryBot, intents
 
@@ -257,13 +291,17 @@ class DiscordHarness:
         bot = MemoryBot(memory.settings, memory=memory, extensions=extensions, owner_ids=set(owner_ids), **bot_options)
         await bot._async_setup_hook()  # what login() does first: binds the bot to this event loop
         application_id = bot.application_id
-        dpytest.configure(bot, guilds=guilds, text_channels=text_channels, voice_channels=0, members=members)
+        world_ids = _configure_world(
+            bot, guilds, text_channels, members, same_world_as.world_ids if same_world_as else None
+        )
         bot._connection.application_id = application_id
         bot._connection._command_tree = bot.tree  # dpytest's state replaced the one the tree registered with
         bot.tree._http = bot.http  # ... and its fake HTTP client the real one the tree kept (tree.sync)
+        harness = cls(bot, memory)
+        harness.world_ids = world_ids
         await bot.setup_hook()
         await dpytest.empty_queue()
-        return cls(bot, memory)
+        return harness
 
     async def close(self) -> None:
         await dpytest.empty_queue()
@@ -389,9 +427,10 @@ class DiscordHarness:
         return sent
 
     # ------------------------------------------------------------------ interactions
-    def message_payload(self, channel_id: int, data: dict[str, Any]) -> dict[str, Any]:
-        """A message as Discord returns it for an interaction response or follow-up."""
-        message_id = dpy_factories.make_id()
+    def message_payload(self, channel_id: int, data: dict[str, Any], message_id: int | None = None) -> dict[str, Any]:
+        """A message as Discord returns it for an interaction response or follow-up (``message_id``: an
+        existing message, e.g. the original response being edited)."""
+        message_id = message_id or dpy_factories.make_id()
         return {
             "id": str(message_id),
             "channel_id": str(channel_id),
@@ -405,6 +444,7 @@ class DiscordHarness:
             "mention_roles": [],
             "attachments": [],
             "embeds": data.get("embeds") or [],
+            "components": data.get("components") or [],
             "pinned": False,
             "type": 20,
             "flags": int(data.get("flags", 0) or 0),
@@ -442,6 +482,28 @@ class DiscordHarness:
         for depth in range(len(names) - 1, 0, -1):
             kind = 2 if isinstance(parents[depth], app_commands.Group) else 1
             nested = [{"type": kind, "name": names[depth], "options": nested}]
+        payload = self._interaction_envelope(member, channel, permissions)
+        payload.update(
+            {
+                "type": 2,
+                "data": {
+                    "id": str(dpy_factories.make_id()),
+                    "name": names[0],
+                    "type": 1,
+                    "options": nested,
+                    "resolved": resolved,
+                },
+            }
+        )
+        return payload
+
+    def _interaction_envelope(
+        self,
+        member: discord.Member,
+        channel: discord.abc.GuildChannel | discord.Thread,
+        permissions: discord.Permissions | int | None,
+    ) -> dict[str, Any]:
+        """The fields every INTERACTION_CREATE carries: who, where, with which permissions, a fresh token."""
         if permissions is None:
             permissions = MEMBER
         bits = permissions.value if isinstance(permissions, discord.Permissions) else int(permissions)
@@ -457,17 +519,9 @@ class DiscordHarness:
         )
         member_data.pop("guild_id", None)
         interaction_id = dpy_factories.make_id()
-        payload = {
+        return {
             "id": str(interaction_id),
             "application_id": str(self.bot.application_id or self.bot.user.id),
-            "type": 2,
-            "data": {
-                "id": str(dpy_factories.make_id()),
-                "name": names[0],
-                "type": 1,
-                "options": nested,
-                "resolved": resolved,
-            },
             "guild_id": str(member.guild.id),
             "channel_id": str(channel.id),
             "channel": {
@@ -487,6 +541,38 @@ class DiscordHarness:
             "context": 0,
             "attachment_size_limit": 25 * 1024 * 1024,
         }
+
+    def component_payload(
+        self,
+        reply: InteractionReply,
+        label: str,
+        *,
+        member: discord.Member,
+        permissions: discord.Permissions | int | None = None,
+    ) -> dict[str, Any]:
+        """A raw INTERACTION_CREATE of type 3 (MESSAGE_COMPONENT): ``member`` clicks the button labelled
+        ``label`` (or with that custom id) on the message ``reply`` shows now (its latest components)."""
+        with_components = [r for r in reply.messages if "components" in r.data and r.message is not None]
+        if not with_components:
+            raise LookupError(f"the bot sent no buttons for this interaction; got: {reply.text!r}")
+        latest = with_components[-1]
+        button = next((b for b in latest.buttons if label in (b.get("label"), b.get("custom_id"))), None)
+        if button is None:
+            shown = [b.get("label") for b in latest.buttons]
+            raise LookupError(f"no button {label!r} on the message now (its buttons: {shown})")
+        if button.get("disabled"):
+            raise LookupError(f"button {label!r} is disabled")
+        message = dict(latest.message)
+        message["components"] = latest.data.get("components") or []
+        channel = self.bot.get_channel(int(message["channel_id"])) or self.channel(0, self.guilds.index(member.guild))
+        payload = self._interaction_envelope(member, channel, permissions)
+        payload.update(
+            {
+                "type": 3,
+                "data": {"custom_id": button["custom_id"], "component_type": 2},
+                "message": message,
+            }
+        )
         return payload
 
     def _options(self, command, values: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -529,6 +615,8 @@ class DiscordHarness:
         """Hand a raw INTERACTION_CREATE to the real state and command tree; wait for the command to finish."""
         state = self.bot._connection
         self.channel_of_token[payload["token"]] = int(payload["channel_id"])
+        if payload.get("message"):
+            self.message_of_token[payload["token"]] = int(payload["message"]["id"])
         token = async_context.set(self.adapter)
         before = asyncio.all_tasks()
         captured: list[discord.Interaction] = []
@@ -539,13 +627,17 @@ class DiscordHarness:
         self.bot.add_listener(remember, "on_interaction")
         try:
             state.parse_interaction_create(payload)
-            invokers = [t for t in asyncio.all_tasks() - before if t.get_name() == "CommandTree-invoker"]
+            invokers = [  # the command, or the callback of the view item clicked
+                t
+                for t in asyncio.all_tasks() - before
+                if t.get_name() == "CommandTree-invoker" or t.get_name().startswith("discord-ui-view-dispatch-")
+            ]
             await asyncio.gather(*invokers)
             await dpytest.run_all_events()
         finally:
             async_context.reset(token)
             self.bot.remove_listener(remember, "on_interaction")
-        interaction = captured[0]
+        interaction = next(i for i in captured if i.token == payload["token"])  # other tasks may interact too
         return InteractionReply(interaction, self.adapter)
 
     async def slash(
@@ -555,8 +647,48 @@ class DiscordHarness:
         member: discord.Member,
         channel: discord.abc.GuildChannel | discord.Thread | None = None,
         permissions: discord.Permissions | int | None = None,
-        **options: Any,
+        options: dict[str, Any] | None = None,
+        **more_options: Any,
     ) -> InteractionReply:
-        """Run ``/command`` as ``member`` (with ``permissions`` in the channel) and return what was sent back."""
+        """Run ``/command`` as ``member`` (with ``permissions`` in ``channel``) and return what was sent back.
+
+        Command options are keyword arguments; ``options={...}`` passes those whose names clash with this
+        method's own (a command option called ``channel``).
+        """
+        options = {**(options or {}), **more_options}
         payload = self.interaction_payload(command, options, member=member, channel=channel, permissions=permissions)
         return await self.dispatch_interaction(payload)
+
+    async def click(
+        self,
+        reply: InteractionReply,
+        label: str,
+        *,
+        member: discord.Member,
+        permissions: discord.Permissions | int | None = None,
+    ) -> InteractionReply:
+        """``member`` clicks the button ``label`` on the message of ``reply``; returns what the bot sent back
+        for the click (its update of the message, an ephemeral refusal...), after the button's callback ran."""
+        return await self.dispatch_interaction(
+            self.component_payload(reply, label, member=member, permissions=permissions)
+        )
+
+
+def _configure_world(bot, guilds: int, text_channels: int, members: int, replay: list[int] | None) -> list[int]:
+    """dpytest.configure, recording the ids it mints; with ``replay``, it mints those ids again in order."""
+    minted: list[int] = []
+    replayed = iter(replay) if replay is not None else None
+    mint = dpy_factories.make_id
+
+    def make_id() -> int:
+        value = next(replayed, None) if replayed is not None else None
+        value = value if value is not None else mint()
+        minted.append(value)
+        return value
+
+    dpy_factories.make_id = make_id
+    try:
+        dpytest.configure(bot, guilds=guilds, text_channels=text_channels, voice_channels=0, members=members)
+    finally:
+        dpy_factories.make_id = mint
+    return minted
