@@ -157,6 +157,7 @@ def score_runs(runs: Sequence[QueryRun]) -> dict[str, float]:
     latencies = sorted(r.seconds * 1000 for r in runs)
     result["p50_ms"] = _percentile(latencies, 50)
     result["p95_ms"] = _percentile(latencies, 95)
+    result["p99_ms"] = _percentile(latencies, 99)
     return result
 
 
