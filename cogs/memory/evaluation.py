@@ -377,11 +377,16 @@ async def build_memory(
 
     memory = await Memory.open(settings, start_capture=False, services=services)
     try:
+        await memory.services.get(memory.default_space.spec).aload()  # a model that cannot load fails here, once
         with tqdm(total=len(eval_set.messages), unit="msg", desc="embedding", disable=not progress) as bar:
             for start in range(0, len(eval_set.messages), batch):
                 chunk = eval_set.messages[start : start + batch]
                 await memory.capture.write(chunk)
                 bar.update(len(chunk))
+        if memory.capture.failures:
+            raise UserFacingError(
+                f"{memory.capture.failures} batches of the evaluation set could not be embedded (see the log)"
+            )
         await memory.catalog.flush()
     except BaseException:
         await memory.close()
