@@ -342,7 +342,8 @@ class MigrationEngine:
         progress = self._progress[job_id] = Progress(
             job_id, total=sum(c.total for c in channels), done=sum(c.done for c in channels)
         )
-        await self.jobs.set_status(job_id, J.RUNNING)
+        if not await self.jobs.set_status(job_id, J.RUNNING, unless=(J.PAUSED, J.CANCELLED, J.COMPLETED)):
+            return await self.jobs.get(job_id)  # paused or cancelled while this task was starting
         resumed = [c for c in channels if c.status not in (J.PENDING, *J.CHANNEL_DONE)]
         if resumed:
             c = resumed[0]

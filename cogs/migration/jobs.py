@@ -170,18 +170,26 @@ class JobStore:
             raise JobNotFound(f"channel {channel_id} is not part of migration #{job_id}")
         return _channel(row)
 
-    async def set_status(self, job_id: int, status: str, error: str | None = None, **fields: Any) -> None:
+    async def set_status(
+        self, job_id: int, status: str, error: str | None = None, *, unless: tuple[str, ...] = (), **fields: Any
+    ) -> bool:
+        """Change the job's status (and ``fields``) in one transaction; with ``unless``, only if its current
+        status is none of those (checked in the same transaction). False when nothing changed."""
         sets = ", ".join(f"{k} = ?" for k in fields)
+        guard = f" AND status NOT IN ({','.join('?' * len(unless))})" if unless else ""
         async with self.store.transaction() as db:
-            await db.execute(
+            cur = await db.execute(
                 f"UPDATE migrations SET status = ?, error = ?, updated_at = ?{', ' + sets if sets else ''} "
-                "WHERE id = ?",
-                (status, error, time.time(), *fields.values(), job_id),
+                f"WHERE id = ?{guard}",
+                (status, error, time.time(), *fields.values(), job_id, *unless),
             )
+            if cur.rowcount == 0:
+                return False
             await db.execute(
                 "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
                 (job_id, time.time(), status, error or ""),
             )
+        return True
 
     async def update_channel(
         self, job_id: int, guild_id: int, channel_id: int, event: str | None = None, detail: str = "", **fields: Any
