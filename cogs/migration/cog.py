@@ -1,0 +1,887 @@
+"""Discord glue of the migration engine: the ``/migrate`` admin commands.
+
+Every rule lives in the engine and the plan module beside this file (the command line is the
+other face over them); this module only turns options into engine calls, asks for confirmation
+with buttons, renders embeds and files, and keeps the admin informed:
+
+* heavy work (model loads, encoding, verification) runs in the engine's executors or in its
+  background task, so the bot keeps answering recall while a migration runs;
+* ``/migrate status`` edits its embed in place every few seconds until the job ends;
+* a job's end or failure is posted to the channel where it was started;
+* jobs interrupted by a restart resume by themselves when ``migration.resume_on_startup`` is set.
+
+Every command is scoped to the guild it runs in: jobs are created with that guild id and every
+engine call passes it, so an admin never sees or changes another server's migration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import io
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.memory.checks import NotMemoryAdmin, is_admin
+from cogs.memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
+from cogs.memory.profiles import PROFILES, Profile
+from cogs.memory.recall import Hit
+
+from . import jobs as J
+from .backup import BackupError
+from .engine import JobStatus, MigrationEngine, MigrationFailed
+from .jobs import Job, JobNotFound, JobStateError
+from .plan import Check, Plan, human_bytes, human_duration, make_plan, run_checks, worst_status
+from .strategies import STRATEGIES, StrategyRefused
+from .verify import VerifyReport
+
+log = logging.getLogger(__name__)
+
+STATUS_REFRESH_S = 3.0  # how often /migrate status edits its embed while the job runs
+STATUS_FOLLOW_S = 14 * 60.0  # and for how long at most (an interaction token lives 15 minutes)
+CONFIRM_TIMEOUT_S = 120.0  # how long the Confirm/Cancel buttons wait
+BAR_WIDTH = 10
+FIELD_LIMIT = 1024
+DESCRIPTION_LIMIT = 4000
+MESSAGE_LIMIT = 2000
+CHANNEL_FIELDS = 20
+COMPARE_K = 5
+REPORT_CHANNEL = "report_channel_id"  # job option: where the job was started (its end is posted there)
+
+COLOUR = discord.Colour.blurple()
+COLOURS = {"pass": discord.Colour.green(), "warn": discord.Colour.orange(), "fail": discord.Colour.red()}
+JOB_ICONS = {
+    J.PENDING: "🕓",
+    J.RUNNING: "⚙️",
+    J.PAUSED: "⏸️",
+    J.CANCELLED: "⏹️",
+    J.FAILED: "❌",
+    J.COMPLETED: "✅",
+}
+CHANNEL_ICONS = {
+    J.PENDING: "🕓",
+    J.BACKFILL: "⚙️",
+    J.CATCHUP: "🔄",
+    J.VERIFIED: "☑️",
+    J.SWAPPED: "🔀",
+    J.ROLLED_BACK: "↩️",
+    J.FINALIZED: "🧹",
+    J.FAILED: "❌",
+}
+CHECK_ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
+
+PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILES][:25]
+STRATEGY_CHOICES = [app_commands.Choice(name=name, value=name) for name in STRATEGIES]
+
+# What to do next, per error class (the message itself says what went wrong).
+NEXT_STEPS: dict[type[BaseException], str] = {
+    JobNotFound: "`/migrate status` shows this server's latest migration.",
+    JobStateError: "`/migrate status` shows where this server's migration stands.",
+    StrategyRefused: "`/migrate plan` shows each strategy's risks; the `force` option of `/migrate start` is the "
+    "--force the message mentions.",
+    MigrationFailed: "`/migrate status` shows the failing channel; `/migrate resume` retries it, "
+    "`/migrate cancel` stops the migration.",
+    EncodeOutOfMemory: "Lower memory_system.performance.batch_size or free some memory, then `/migrate resume`.",
+    ModelUnavailable: "Fix memory_system.migration.target_embedding_path (or pick another target profile), then "
+    "run `/migrate check`.",
+    StoreLocked: "Another process writes to the memory database (a `python -m cogs.migration` command?): let it "
+    "finish, then try again.",
+    BackupError: "`/migrate check` shows the free disk space.",
+}
+
+
+# ---------------------------------------------------------------------- rendering helpers (no Discord state)
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``[██████░░░░] 60%``; an empty job counts as done."""
+    fraction = 1.0 if total <= 0 else min(1.0, max(0.0, done / total))
+    filled = min(width, int(fraction * width))
+    return f"[{'█' * filled}{'░' * (width - filled)}] {fraction:.0%}"
+
+
+def parse_channel_ids(text: str | None) -> list[int] | None:
+    """Channel ids from ``<#123> <#456>`` or ``123, 456``; None when empty (every channel)."""
+    if not text or not text.strip():
+        return None
+    ids = [int(x) for x in re.findall(r"\d{2,}", text)]
+    if not ids:
+        raise UserFacingError(
+            f"no channel in {text[:100]!r}: name channels as #mentions or ids separated by spaces, "
+            "or leave the option out for every channel of this server"
+        )
+    return list(dict.fromkeys(ids))
+
+
+def clip_lines(lines: Sequence[str], limit: int = FIELD_LIMIT) -> str:
+    """As many whole lines as fit in ``limit`` characters, then how many were left out."""
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        line = line if len(line) <= limit - 40 else line[: limit - 41] + "…"
+        more = f"… and {len(lines) - i} more"
+        if used + len(line) + 1 > limit - len(more) - 1 and i < len(lines) - 1:
+            out.append(more)
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)[:limit] or "—"
+
+
+def next_step(error: BaseException) -> str:
+    for cls in type(error).__mro__:
+        if cls in NEXT_STEPS:
+            return NEXT_STEPS[cls]
+    return ""
+
+
+def known_error_text(error: BaseException) -> str | None:
+    """The message an admin sees for an error they can act on; None for an unexpected one."""
+    if isinstance(error, UserFacingError):
+        hint = next_step(error)
+        text = f"⚠️ {error}" + (f"\n➡️ {hint}" if hint else "")
+    elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        text = (
+            f"💾 The disk is full ({error.filename or 'no space left on device'}). Nothing more was written; free "
+            "some space (or move memory_system.paths.backups_dir to a larger disk), then try again."
+        )
+    else:
+        return None
+    return text[:MESSAGE_LIMIT]
+
+
+def channel_label(guild: discord.Guild | None, channel_id: int) -> str:
+    channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
+    return f"#{channel.name}" if channel is not None else f"channel {channel_id}"
+
+
+def _snippet(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return discord.utils.escape_markdown(text)
+
+
+def checks_embed(checks: Sequence[Check], target: Profile) -> discord.Embed:
+    overall = worst_status(checks)
+    lines = [f"{CHECK_ICONS.get(c.status, '•')} **{c.name}**: {c.detail}" for c in checks]
+    embed = discord.Embed(
+        title=f"Migration check → {target.name}: {overall.upper()}",
+        description=clip_lines(lines, DESCRIPTION_LIMIT),
+        colour=COLOURS.get(overall, COLOUR),
+    )
+    embed.set_footer(text=f"target {target.embedding.model}, {target.embedding.dimension}-d")
+    return embed
+
+
+def plan_embed(plan: Plan, guild: discord.Guild | None, title: str | None = None) -> discord.Embed:
+    target = plan.target
+    colour = COLOURS["fail"] if plan.blockers else COLOURS["warn"] if plan.risks else COLOURS["pass"]
+    embed = discord.Embed(
+        title=title or f"Migration plan: {plan.strategy} → {target.model} ({target.dimension}-d)",
+        description=(
+            f"{len(plan.channels)} channel(s), {plan.total_messages} messages, {plan.to_migrate} to migrate, "
+            "smallest channel first. Nothing has changed yet."
+        ),
+        colour=colour,
+    )
+    rows = [
+        f"{channel_label(guild, c.channel_id)}: {c.messages} messages, {c.to_migrate} to migrate"
+        + (f", {c.empty} without text" if c.empty else "")
+        for c in plan.channels
+    ]
+    rows = rows or ["no channel with a memory in this server"]
+    embed.add_field(name="Channels", value=clip_lines(rows), inline=False)
+    eta = f"~{human_duration(plan.eta_seconds)}" if plan.eta_seconds is not None else "unknown"
+    embed.add_field(
+        name="Estimate",
+        value=clip_lines(
+            [
+                f"time {eta} ({plan.eta_basis})",
+                f"peak memory ~{human_bytes(plan.peak_memory_bytes)}",
+                f"disk ~{human_bytes(plan.disk_needed_bytes)} (backup + new vectors)",
+            ]
+        ),
+        inline=False,
+    )
+    backup = next((s.detail for s in plan.steps if s.name == "backup"), "")
+    if backup:
+        embed.add_field(name="Backup", value=clip_lines([backup]), inline=False)
+    if plan.risks:
+        embed.add_field(name="⚠️ Risks", value=clip_lines([f"• {r}" for r in plan.risks]), inline=False)
+    if plan.notes:
+        embed.add_field(name="Notes", value=clip_lines([f"• {n}" for n in plan.notes]), inline=False)
+    if plan.blockers:
+        embed.add_field(name="⛔ Refused", value=clip_lines([f"• {b}" for b in plan.blockers]), inline=False)
+    return embed
+
+
+def resume_point(channels: Sequence[J.ChannelJob], guild: discord.Guild | None) -> str | None:
+    """Where the job continues: the first channel not done, its phase and cursor."""
+    for c in channels:
+        if c.status not in J.CHANNEL_DONE:
+            return f"{channel_label(guild, c.channel_id)} ({c.status}, cursor {c.cursor}, {c.done}/{c.total} done)"
+    return None
+
+
+def status_embed(status: JobStatus, guild: discord.Guild | None, *, running: bool, resumed: str | None = None):
+    job = status.job
+    lines = [
+        f"`{status.source.spec.key}` → `{status.target.spec.key}` ({job.strategy})",
+        f"`{progress_bar(status.done, status.total)}` {status.done}/{status.total} messages",
+    ]
+    live = status.live
+    if live:
+        eta = human_duration(live["eta_seconds"]) if live["eta_seconds"] is not None else "unknown"
+        lines.append(
+            f"{live['phase']} in {channel_label(guild, live['channel_id']) if live['channel_id'] else '—'} · "
+            f"{live['rate']:.1f} msg/s · ETA {eta} · batch {live['batch_size']} · RSS {live['rss_mb']:.0f} MiB · "
+            f"{live['errors']} error(s)"
+        )
+    if resumed:
+        lines.append(f"🔁 resumed after a restart at {resumed}")
+    if job.error:
+        lines.append(f"❗ {job.error}")
+    point = resume_point(status.channels, guild)
+    if job.status in (J.RUNNING, J.PENDING) and not running:
+        lines.append(f"⏸️ not running in this process (interrupted): `/migrate resume` continues at {point}")
+    elif job.status in (J.PAUSED, J.FAILED) and point:
+        lines.append(f"`/migrate resume` continues at {point}")
+    state = job.status if running or job.status not in (J.RUNNING, J.PENDING) else "interrupted"
+    embed = discord.Embed(
+        title=f"Migration #{job.id}: {JOB_ICONS.get(state, '⏸️')} {state}",
+        description=clip_lines(lines, DESCRIPTION_LIMIT),
+        colour=COLOURS["fail"] if job.status == J.FAILED else COLOURS["pass"] if job.status == J.COMPLETED else COLOUR,
+    )
+    for c in status.channels[:CHANNEL_FIELDS]:
+        verdict = {True: " · verify passed", False: " · verify FAILED", None: ""}[(c.report or {}).get("passed")]
+        value = f"{CHANNEL_ICONS.get(c.status, '•')} {c.status} · {c.done}/{c.total}{verdict}"
+        if c.error:
+            value += f"\n{c.error}"
+        embed.add_field(name=channel_label(guild, c.channel_id), value=value[:FIELD_LIMIT], inline=True)
+    files = [f"backup: {job.backup_path}" if job.backup_path else "no backup", f"log: {job.log_path}"]
+    extra = len(status.channels) - CHANNEL_FIELDS
+    embed.set_footer(text=("\n".join(files) + (f"\n… and {extra} more channels" if extra > 0 else ""))[:2048])
+    return embed
+
+
+def verify_embed(job_id: int, reports: Sequence[VerifyReport], guild: discord.Guild | None) -> discord.Embed:
+    passed = all(r.passed for r in reports)
+    embed = discord.Embed(
+        title=f"Verification of migration #{job_id}: {'PASS' if passed else 'FAIL'}",
+        description=f"{len(reports)} channel(s); the JSON holds every number, the plot the old vs new scores.",
+        colour=COLOURS["pass"] if passed else COLOURS["fail"],
+    )
+    for r in reports[:CHANNEL_FIELDS]:
+        embed.add_field(name=channel_label(guild, r.channel_id), value=_snippet(r.summary(), FIELD_LIMIT), inline=False)
+    return embed
+
+
+def render_verify_png(reports: Sequence[VerifyReport], labels: Sequence[str]) -> bytes:
+    """Old vs new similarity distributions and the old/new agreement per channel (blocking: call in a thread)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    scores, agreement = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    old = [s for r in reports for s in r.scores_old]
+    new = [s for r in reports for s in r.scores_new]
+    if old or new:
+        scores.hist([old, new], bins=20, label=["old space", "new space"], color=["#8c8c8c", "#5865f2"])
+        scores.legend()
+    else:
+        scores.text(0.5, 0.5, "no sampled queries", ha="center", va="center")
+    scores.set_title("top-k similarity scores")
+    scores.set_xlabel("cosine similarity")
+    scores.set_ylabel("results")
+    values = [r.agreement_at_k or 0.0 for r in reports]
+    agreement.bar(range(len(values)), values, color="#57f287")
+    agreement.set_xticks(range(len(values)), [label[:14] for label in labels], rotation=30, ha="right")
+    agreement.set_ylim(0, 1)
+    agreement.set_title("old/new top-k agreement per channel")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def hits_field(hits: Sequence[Hit]) -> str:
+    lines = [
+        f"{rank}. `{hit.similarity:.2f}` {_snippet(hit.message.author_name, 20)}: {_snippet(hit.message.content, 70)}"
+        for rank, hit in enumerate(hits, 1)
+    ]
+    return clip_lines(lines or ["nothing found"])
+
+
+# ---------------------------------------------------------------------- confirmation buttons
+class Confirmation(discord.ui.View):
+    """Confirm / Cancel buttons that only the admin who asked may press; nothing happens on timeout."""
+
+    def __init__(
+        self,
+        cog: MigrationCog,
+        origin: discord.Interaction,
+        action: Callable[[discord.Interaction], Awaitable[None]],
+        *,
+        confirm_label: str,
+        working: str,
+        timeout: float,
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.cog = cog
+        self.origin = origin
+        self.author_id = origin.user.id
+        self.action = action
+        self.working = working
+        self.outcome: str | None = None
+        self.confirm.label = confirm_label
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.author_id:
+            return True
+        await interaction.response.send_message(
+            f"🔒 Only <@{self.author_id}>, who ran this command, can answer it.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        return False
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.outcome = "confirmed"
+        self.stop()
+        await interaction.response.edit_message(content=f"⏳ {self.working}", view=None)
+        try:
+            await self.action(interaction)
+        except Exception as exc:  # every failure is reported in place of the prompt
+            await interaction.edit_original_response(content=self.cog.error_text(exc, interaction), view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.outcome = "cancelled"
+        self.stop()
+        await interaction.response.edit_message(content="✖️ Cancelled: nothing was changed.", view=None)
+
+    async def on_timeout(self) -> None:
+        self.outcome = "timed out"
+        try:
+            await self.origin.edit_original_response(
+                content="⌛ No answer in time: nothing was changed. Run the command again when you are ready.",
+                view=None,
+            )
+        except discord.HTTPException:
+            pass
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
+        await self.cog.send_error(interaction, error)
+
+
+# ---------------------------------------------------------------------- the cog
+class MigrationCog(commands.Cog, name="Migration"):
+    """Admin commands that plan, run, watch, verify, swap and roll back a migration of this server's memory."""
+
+    migrate = app_commands.Group(
+        name="migrate",
+        description="Move this server's memory to a new embedding model (admins)",
+        guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    status_refresh_s = STATUS_REFRESH_S
+    status_follow_s = STATUS_FOLLOW_S
+    confirm_timeout_s = CONFIRM_TIMEOUT_S
+
+    def __init__(self, bot: commands.Bot, engine: MigrationEngine) -> None:
+        self.bot = bot
+        self.engine = engine
+        self.memory = engine.memory
+        self.settings = engine.memory.settings
+        self.admin_permission = self.settings.memory.permissions.admin_permission
+        self.migrate.default_permissions = discord.Permissions(**{self.admin_permission: True})
+        self.resumed: dict[int, str] = {}  # job id -> where it resumed by itself after a restart
+        self._background: set[asyncio.Task] = set()  # status followers, reports, the startup resume
+        self._runs: dict[int, asyncio.Task] = {}  # job id -> the engine task this cog launched or resumed
+
+    # ------------------------------------------------------------------ lifecycle
+    async def cog_load(self) -> None:
+        self._spawn(self._resume_interrupted(), "migration-startup")
+
+    async def cog_unload(self) -> None:
+        """Stop following and reporting; cancel running jobs (the engine marks them paused, to resume on start)."""
+        for task in list(self._background):
+            task.cancel()
+        runs = [t for t in self._runs.values() if not t.done()]
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*self._background, *runs, return_exceptions=True)
+        if runs:
+            log.info("paused %d running migration(s) for the shutdown; they resume on the next start", len(runs))
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _watch(self, job_id: int, task: asyncio.Task) -> None:
+        """Report the end of the job's task (completed, failed, crashed) to the channel it was started from."""
+        if self._runs.get(job_id) is task:
+            return
+        self._runs[job_id] = task
+        task.add_done_callback(lambda done: self._spawn(self._report_end(job_id, done), f"migration-{job_id}-report"))
+
+    async def _resume_interrupted(self) -> None:
+        """Jobs a restart interrupted: resume them (resume_on_startup) or leave them for /migrate resume."""
+        try:
+            jobs = await self.engine.interrupted_jobs()
+        except Exception:
+            log.exception("could not look for interrupted migrations")
+            return
+        automatic = self.settings.memory.migration.resume_on_startup
+        for job in jobs:
+            guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+            where = resume_point(await self.engine.jobs.channels(job.id), guild) or "its verification"
+            if not automatic:
+                log.info("migration #%d was interrupted at %s; waiting for /migrate resume", job.id, where)
+                await self._post(
+                    job,
+                    f"⏸️ Migration #{job.id} was interrupted by a restart. It waits for `/migrate resume` "
+                    f"(migration.resume_on_startup is off) and will continue at {where}.",
+                )
+                continue
+            try:
+                await self.engine.resume(job.id, job.guild_id)
+            except UserFacingError as exc:
+                log.warning("migration #%d could not resume after the restart: %s", job.id, exc)
+                continue
+            self._watch(job.id, self.engine.launch(job.id))
+            self.resumed[job.id] = where
+            log.info("migration #%d resumed after a restart at %s", job.id, where)
+            await self._post(
+                job,
+                f"🔁 Migration #{job.id} was interrupted by a restart and resumed by itself at {where}. "
+                "`/migrate status` follows it.",
+            )
+
+    async def _report_end(self, job_id: int, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return  # the bot is shutting down: the engine marked the job paused
+        error = task.exception()
+        try:
+            job = await self.engine.jobs.get(job_id)
+        except Exception:
+            log.exception("migration #%d ended but its job cannot be read", job_id)
+            return
+        if error is not None:
+            error_id = secrets.token_hex(4)
+            log.error("migration #%d stopped on an unexpected error [error id %s]", job_id, error_id, exc_info=error)
+            text = (
+                f"💥 Migration #{job_id} stopped on an unexpected error (error id `{error_id}`; the bot's log and "
+                f"{job.log_path} have the details). Nothing was swapped that was not verified; `/migrate resume` "
+                "retries, `/migrate cancel` stops it."
+            )
+        elif job.status == J.COMPLETED:
+            channels = await self.engine.jobs.channels(job_id)
+            swapped = sum(c.status == J.SWAPPED for c in channels)
+            text = (
+                f"✅ Migration #{job_id} completed: {len(channels)} channel(s) verified, {swapped} now read from "
+                "the new space. "
+                + (
+                    "`/migrate rollback` points them back instantly; `/migrate finalize` deletes the old vectors."
+                    if swapped
+                    else "`/migrate verify`, then `/migrate swap` moves them to the new space."
+                )
+            )
+        elif job.status == J.FAILED:
+            text = (
+                f"❌ Migration #{job_id} failed: {job.error}\n➡️ `/migrate status` shows the failing channel; "
+                "`/migrate resume` retries it, `/migrate cancel` stops the migration."
+            )
+        else:
+            return  # paused or cancelled by an admin, who already got an answer
+        await self._post(job, text[:MESSAGE_LIMIT])
+
+    async def _post(self, job: Job, text: str) -> None:
+        """Tell the channel where the job was started (if it still exists); the log has it anyway."""
+        channel_id = job.options.get(REPORT_CHANNEL)
+        channel = self.bot.get_channel(channel_id) if channel_id else None
+        if channel is None and channel_id and not self.bot.is_ready():
+            try:  # at startup the channel cache fills once the gateway is ready
+                await asyncio.wait_for(self.bot.wait_until_ready(), timeout=600)
+            except (TimeoutError, RuntimeError):
+                pass
+            channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            log.info("migration #%d: %s", job.id, text)
+            return
+        try:
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("could not post to channel %s about migration #%d: %s", channel_id, job.id, exc)
+
+    # ------------------------------------------------------------------ checks and errors
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        if await is_admin(interaction, self.admin_permission):
+            return True
+        raise NotMemoryAdmin(self.admin_permission)
+
+    def error_text(self, error: BaseException, interaction: discord.Interaction | None = None) -> str:
+        """A known error's message with the next step; an unknown one is logged with an id the admin sees."""
+        known = known_error_text(error)
+        if known is not None:
+            return known
+        error_id = secrets.token_hex(4)
+        command = interaction.command.qualified_name if interaction and interaction.command else "migrate"
+        log.error("/%s failed [error id %s]", command, error_id, exc_info=error)
+        return f"💥 Something went wrong (error id `{error_id}`). The bot's log has the details."
+
+    async def send_error(self, interaction: discord.Interaction, error: BaseException) -> None:
+        if isinstance(error, app_commands.CommandInvokeError):
+            error = error.original
+        if isinstance(error, app_commands.NoPrivateMessage):
+            text = "This command only works in a server."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "🔒 You can't use this command here."
+        else:
+            text = self.error_text(error, interaction)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the admin about an error: %s", text)
+
+    async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):
+        await self.send_error(interaction, error)
+
+    # ------------------------------------------------------------------ helpers
+    def target(self, profile: str | None) -> Profile:
+        """The target profile: the option wins over memory_system.migration.target_profile (as on the CLI)."""
+        migration = self.settings.memory.migration
+        if profile:
+            migration = dataclasses.replace(migration, target_profile=profile)
+        return migration.target()
+
+    async def job_id(self, interaction: discord.Interaction, job: int | None) -> int:
+        """The job named, or this server's latest."""
+        if job is not None:
+            return job
+        latest = await self.engine.jobs.latest(interaction.guild_id)
+        if latest is None:
+            raise JobNotFound(
+                "there is no migration in this server yet; `/migrate plan` shows one, `/migrate start` begins it"
+            )
+        return latest.id
+
+    def _launch(self, job_id: int) -> None:
+        self._watch(job_id, self.engine.launch(job_id))
+
+    async def _follow(self, interaction: discord.Interaction, job_id: int) -> None:
+        """Edit the status embed in place until the job ends, or for status_follow_s at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.status_follow_s
+        while True:
+            await asyncio.sleep(self.status_refresh_s)
+            running = self.engine.is_running(job_id)
+            status = await self.engine.status(job_id, interaction.guild_id)
+            embed = status_embed(status, interaction.guild, running=running, resumed=self.resumed.get(job_id))
+            last = not running or loop.time() >= deadline
+            if running and last:
+                embed.set_footer(
+                    text=f"{embed.footer.text}\nstopped updating after {human_duration(self.status_follow_s)}: "
+                    "run /migrate status again"
+                )
+            try:
+                await interaction.edit_original_response(embed=embed)
+            except discord.HTTPException as exc:  # the token expired or the message is gone
+                log.debug("stopped following migration #%d: %s", job_id, exc)
+                return
+            if last:
+                return
+
+    # ------------------------------------------------------------------ /migrate check, plan
+    @migrate.command(name="check", description="Can this machine migrate? RAM, GPU, packages, database, model, disk")
+    @app_commands.describe(target_profile="Profile to migrate to (default: the settings' migration.target_profile)")
+    @app_commands.choices(target_profile=PROFILE_CHOICES)
+    async def check(self, interaction: discord.Interaction, target_profile: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        target = self.target(target_profile)
+        checks = await run_checks(self.settings, target, store=self.memory.store)
+        await interaction.followup.send(embed=checks_embed(checks, target), ephemeral=True)
+
+    @migrate.command(name="plan", description="Dry run: channels, measured time estimate and risks; changes nothing")
+    @app_commands.describe(
+        target_profile="Profile to migrate to (default: the settings' migration.target_profile)",
+        strategy="How target vectors are made (regenerate is exact)",
+        channels="Only these channels (#mentions or ids); default: every channel of this server",
+    )
+    @app_commands.choices(target_profile=PROFILE_CHOICES, strategy=STRATEGY_CHOICES)
+    async def plan(
+        self,
+        interaction: discord.Interaction,
+        target_profile: str | None = None,
+        strategy: str = "regenerate",
+        channels: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        target = self.target(target_profile).embedding
+        plan = await make_plan(
+            self.memory, target, strategy, guild_id=interaction.guild_id, channels=parse_channel_ids(channels)
+        )
+        await interaction.followup.send(embed=plan_embed(plan, interaction.guild), ephemeral=True)
+
+    # ------------------------------------------------------------------ /migrate start
+    @migrate.command(name="start", description="Back up, then migrate this server's memory in the background")
+    @app_commands.describe(
+        target_profile="Profile to migrate to (default: the settings' migration.target_profile)",
+        strategy="How target vectors are made (regenerate is exact)",
+        channels="Only these channels (#mentions or ids); default: every channel of this server",
+        force="Allow risky strategies the engine otherwise refuses (pad, truncate of a non-Matryoshka model)",
+        auto_swap="Move each channel to the new space as soon as it is verified (default: yes)",
+    )
+    @app_commands.choices(target_profile=PROFILE_CHOICES, strategy=STRATEGY_CHOICES)
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        target_profile: str | None = None,
+        strategy: str = "regenerate",
+        channels: str | None = None,
+        force: bool = False,
+        auto_swap: bool = True,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        guild_id = interaction.guild_id
+        target = self.target(target_profile).embedding
+        channel_ids = parse_channel_ids(channels)
+        checked = await self.engine.preflight(  # refusals come now, not after the confirmation
+            target, strategy, guild_id=guild_id, channel_ids=channel_ids, force=force
+        )
+        plan = await make_plan(self.memory, target, strategy, guild_id=guild_id, channels=channel_ids, force=force)
+        embed = plan_embed(plan, interaction.guild, title=f"Start migration: {strategy} → {target.model}")
+        embed.add_field(
+            name="Then",
+            value=(
+                f"a backup into `{self.settings.backups_dir}`, then the migration runs in the background "
+                f"({'each verified channel swaps by itself' if auto_swap else 'channels wait for /migrate swap'}); "
+                "the bot keeps answering meanwhile. `/migrate status` follows it."
+            ),
+            inline=False,
+        )
+        if checked.warnings:
+            embed.add_field(name="⚠️ Warnings", value=clip_lines([f"• {w}" for w in checked.warnings]), inline=False)
+
+        async def begin(click: discord.Interaction) -> None:
+            job = await self.engine.start(
+                target,
+                strategy,
+                guild_id=guild_id,
+                channel_ids=channel_ids,
+                force=force,
+                auto_swap=auto_swap,
+                options={REPORT_CHANNEL: interaction.channel_id, "started_by": interaction.user.id},
+            )
+            self._launch(job.id)
+            await click.edit_original_response(
+                content=(
+                    f"▶️ Migration #{job.id} started in the background. Backup: `{job.backup_path}`; log: "
+                    f"`{job.log_path}`. `/migrate status` follows it; its end is posted in this channel."
+                ),
+                view=None,
+            )
+
+        view = Confirmation(
+            self,
+            interaction,
+            begin,
+            confirm_label="Start migration",
+            working="Taking the backup, then starting…",
+            timeout=self.confirm_timeout_s,
+        )
+        await interaction.edit_original_response(
+            content=(
+                f"Start this migration? Only {interaction.user.mention} can answer; the buttons expire in "
+                f"{human_duration(self.confirm_timeout_s)}."
+            ),
+            embed=embed,
+            view=view,
+        )
+
+    # ------------------------------------------------------------------ /migrate status, pause, resume, cancel
+    @migrate.command(name="status", description="Progress of this server's migration, updated live while it runs")
+    @app_commands.describe(job="Migration number (default: this server's latest)")
+    async def status(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        status = await self.engine.status(await self.job_id(interaction, job), interaction.guild_id)
+        running = self.engine.is_running(status.job.id)
+        embed = status_embed(status, interaction.guild, running=running, resumed=self.resumed.get(status.job.id))
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+        if running:
+            self._spawn(self._follow(interaction, status.job.id), f"migration-{status.job.id}-status")
+
+    @migrate.command(name="pause", description="Pause the migration at the next batch; resume continues there")
+    @app_commands.describe(job="Migration number (default: this server's latest)")
+    async def pause(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        paused = await self.engine.pause(await self.job_id(interaction, job), interaction.guild_id)
+        await interaction.response.send_message(
+            f"⏸️ Migration #{paused.id} pauses at the next batch boundary; nothing is lost. `/migrate resume` "
+            "continues from its cursor.",
+            ephemeral=True,
+        )
+
+    @migrate.command(name="resume", description="Continue a paused, failed or interrupted migration")
+    @app_commands.describe(job="Migration number (default: this server's latest)")
+    async def resume(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        job_id = await self.job_id(interaction, job)
+        where = resume_point((await self.engine.status(job_id, interaction.guild_id)).channels, interaction.guild)
+        resumed = await self.engine.resume(job_id, interaction.guild_id)
+        self._launch(resumed.id)
+        await interaction.response.send_message(
+            f"▶️ Migration #{resumed.id} resumed"
+            + (f" at {where}" if where else "")
+            + "; `/migrate status` follows it.",
+            ephemeral=True,
+        )
+
+    @migrate.command(name="cancel", description="Stop the migration for good; channels not swapped keep the old space")
+    @app_commands.describe(job="Migration number (default: this server's latest)")
+    async def cancel(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        cancelled = await self.engine.cancel(await self.job_id(interaction, job), interaction.guild_id)
+        await interaction.followup.send(
+            f"⏹️ Migration #{cancelled.id} cancelled. Channels not swapped keep reading the old space and new "
+            "messages no longer go to the new one; nothing was deleted.",
+            ephemeral=True,
+        )
+
+    # ------------------------------------------------------------------ /migrate verify, compare
+    @migrate.command(name="verify", description="Verify the new space: counts, NaN, index, self-retrieval, old/new")
+    @app_commands.describe(channel="Only this channel (default: every channel of the migration)", job="Migration id")
+    async def verify(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | None = None,
+        job: int | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job_id = await self.job_id(interaction, job)
+        reports = await self.engine.verify(job_id, channel.id if channel else None, interaction.guild_id)
+        labels = [channel_label(interaction.guild, r.channel_id) for r in reports]
+        png = await asyncio.to_thread(render_verify_png, reports, labels)
+        data = json.dumps({"migration": job_id, "reports": [r.to_dict() for r in reports]}, indent=2)
+        await interaction.followup.send(
+            embed=verify_embed(job_id, reports, interaction.guild),
+            files=[
+                discord.File(io.BytesIO(data.encode()), filename=f"migration-{job_id}-verify.json"),
+                discord.File(io.BytesIO(png), filename=f"migration-{job_id}-scores.png"),
+            ],
+            ephemeral=True,
+        )
+
+    @migrate.command(name="compare", description="Top results of the old and the new space side by side")
+    @app_commands.describe(
+        query="What to look for", channel="Channel to search (default: this one)", job="Migration number"
+    )
+    async def compare(
+        self,
+        interaction: discord.Interaction,
+        query: str,
+        channel: discord.TextChannel | discord.Thread | None = None,
+        job: int | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job_id = await self.job_id(interaction, job)
+        channel_id = channel.id if channel else interaction.channel_id
+        old, new = await self.engine.compare(job_id, interaction.guild_id, channel_id, query, k=COMPARE_K)
+        status = await self.engine.status(job_id, interaction.guild_id)
+        embed = discord.Embed(
+            title=f"Old vs new for “{_snippet(query, 100)}”",
+            description=f"{channel_label(interaction.guild, channel_id)}, migration #{job_id}; cosine similarity",
+            colour=COLOUR,
+        )
+        embed.add_field(name=f"Old: {status.source.spec.short_name}"[:256], value=hits_field(old), inline=True)
+        embed.add_field(name=f"New: {status.target.spec.short_name}"[:256], value=hits_field(new), inline=True)
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+    # ------------------------------------------------------------------ /migrate swap, rollback, finalize
+    @migrate.command(name="swap", description="Point verified channels at the new space (one channel, or all)")
+    @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
+    async def swap(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | None = None,
+        job: int | None = None,
+    ) -> None:
+        job_id = await self.job_id(interaction, job)
+        changed = await self.engine.swap(job_id, channel.id if channel else None, interaction.guild_id)
+        names = ", ".join(channel_label(interaction.guild, c) for c in changed)
+        text = (
+            f"🔀 {len(changed)} channel(s) now read from the new space: {names}. `/migrate rollback` points them "
+            "back instantly."
+            if changed
+            else f"Nothing to swap: no channel of migration #{job_id} is verified and still on the old space "
+            "(see `/migrate status`)."
+        )
+        await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
+    @migrate.command(name="rollback", description="Point swapped channels back at the old space (one, or all)")
+    @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
+    async def rollback(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | discord.Thread | None = None,
+        job: int | None = None,
+    ) -> None:
+        job_id = await self.job_id(interaction, job)
+        changed = await self.engine.rollback(job_id, channel.id if channel else None, interaction.guild_id)
+        names = ", ".join(channel_label(interaction.guild, c) for c in changed)
+        text = (
+            f"↩️ {len(changed)} channel(s) read from the old space again: {names}. The new space stays up to date; "
+            "`/migrate swap` moves them back."
+            if changed
+            else f"Nothing to roll back: no channel of migration #{job_id} reads from the new space."
+        )
+        await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
+    @migrate.command(name="finalize", description="Delete the old vectors for good (after a passing verify)")
+    @app_commands.describe(job="Migration number (default: this server's latest)")
+    async def finalize(self, interaction: discord.Interaction, job: int | None = None) -> None:
+        ready = await self.engine.check_finalize(await self.job_id(interaction, job), interaction.guild_id)
+        guild_id = interaction.guild_id
+
+        async def delete_old(click: discord.Interaction) -> None:
+            done = await self.engine.finalize(ready.id, confirm=True, guild_id=guild_id)
+            await click.edit_original_response(
+                content=(
+                    f"🧹 Migration #{ready.id} finalized: the old vectors of {len(done)} channel(s) are deleted. "
+                    f"Only the backup (`{ready.backup_path}`) can bring them back."
+                ),
+                view=None,
+            )
+
+        view = Confirmation(
+            self,
+            interaction,
+            delete_old,
+            confirm_label="Delete old vectors",
+            working="Deleting the old vectors…",
+            timeout=self.confirm_timeout_s,
+        )
+        await interaction.response.send_message(
+            f"⚠️ Finalize migration #{ready.id}? This deletes the old space's vectors and indexes of its channels "
+            f"for good: rollback will no longer be instant, only the backup (`{ready.backup_path}`) restores them. "
+            f"Only {interaction.user.mention} can answer.",
+            view=view,
+            ephemeral=True,
+        )
