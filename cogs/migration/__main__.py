@@ -212,7 +212,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             emit(
                 args,
                 [r.to_dict() for r in reports],
-                "\n".join(f"channel {r.channel_id}: {r.summary()}" for r in reports),
+                "\n".join(_verify_text(r) for r in reports),
             )
             return 0 if all(r.passed for r in reports) else 1
         if args.command in ("swap", "rollback"):
@@ -285,6 +285,16 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
     status = await engine.status(job_id)
     emit(args, status_dict(status), render_status(status))
     return 0 if job.status in ("completed", "paused") else 1
+
+
+def _verify_text(report) -> str:
+    """One line per channel, plus the old-vs-new evaluation table when a labelled set was given."""
+    text = f"channel {report.channel_id}: {report.summary()}"
+    if report.evaluation is not None:
+        from cogs.memory.evaluation import format_channel_evaluation
+
+        text += "\n" + format_channel_evaluation(report.evaluation)
+    return text
 
 
 def status_dict(status) -> dict[str, Any]:
