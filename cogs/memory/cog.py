@@ -24,6 +24,7 @@ from .errors import UserFacingError
 from .memory import Memory
 from .recall import Hit
 from .records import StoredMessage
+from .replies import tell_privately
 
 log = logging.getLogger(__name__)
 
@@ -446,10 +447,4 @@ class MemoryCog(commands.Cog, name="Memory"):
                 exc_info=original,
             )
             text = f"💥 Something went wrong (error id `{error_id}`). The bot's log has the details."
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            log.warning("could not tell the user about an error: %s", text)
+        await tell_privately(interaction, text)

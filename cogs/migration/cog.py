@@ -35,6 +35,7 @@ from cogs.memory.checks import NotMemoryAdmin, is_admin
 from cogs.memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
 from cogs.memory.profiles import PROFILES, Profile
 from cogs.memory.recall import Hit
+from cogs.memory.replies import tell_privately
 
 from . import jobs as J
 from .backup import BackupError
@@ -556,13 +557,7 @@ class MigrationCog(commands.Cog, name="Migration"):
             text = str(error) or "🔒 You can't use this command here."
         else:
             text = self.error_text(error, interaction)
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            log.warning("could not tell the admin about an error: %s", text)
+        await tell_privately(interaction, text)
 
     async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):
         await self.send_error(interaction, error)
