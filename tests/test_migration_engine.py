@@ -376,3 +376,20 @@ async def test_memory_threshold_shrinks_batches(make_settings, tiny_qwen3_dir):
         assert engine._progress[job.id].batch_size < 16
     finally:
         await memory.close()
+
+
+async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(filled, tiny_qwen3_dir, monkeypatch):
+    from cogs.migration import engine as engine_module
+
+    engine = MigrationEngine(filled)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)
+    last_channel = (await engine.jobs.channels(job.id))[-1].channel_id
+
+    async def verify_then_pause(memory, source, target, guild, channel, **kw):
+        if channel == last_channel:
+            await engine.pause(job.id)  # the admin pauses while the last channel is being verified
+        return await verify_channel(memory, source, target, guild, channel, **kw)
+
+    monkeypatch.setattr(engine_module, "verify_channel", verify_then_pause)
+    assert (await engine.run(job.id)).status == J.PAUSED
+    assert (await engine.resume(job.id, background=False)).status == J.COMPLETED

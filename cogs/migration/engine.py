@@ -369,6 +369,9 @@ class MigrationEngine:
                     status = (await self.jobs.get(job_id)).status
                     logger.info("migration #%d %s at channel %d", job_id, status, channel.channel_id)
                     return await self.jobs.get(job_id)
+            if await self._stop_requested(job_id):  # asked during the last channel's catch-up or verify
+                logger.info("migration #%d paused after its last channel; resume completes it", job_id)
+                return await self.jobs.get(job_id)
             await self.jobs.set_status(job_id, J.COMPLETED)
             logger.info("migration #%d completed", job_id)
         except asyncio.CancelledError:
