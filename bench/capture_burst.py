@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from discord.ext.test import backend as dpy_backend  # noqa: E402
 
-from cogs.memory.config import default_settings  # noqa: E402
+from cogs.memory.config import CaptureSettings, default_settings  # noqa: E402
 from cogs.memory.memory import Memory  # noqa: E402
 from tests.discord_harness import DiscordHarness  # noqa: E402
 
@@ -145,7 +145,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages in the burst (default 1000)")
     parser.add_argument(
-        "--capture-batch", type=int, default=64, help="memory_system.capture.batch_size: events per writer batch"
+        "--capture-batch",
+        type=int,
+        default=CaptureSettings().batch_size,
+        help="memory_system.capture.batch_size: events per writer batch (default: the settings default)",
     )
     args = parser.parse_args()
     asyncio.run(main(args.messages, args.capture_batch))
