@@ -26,16 +26,9 @@ from cogs.migration import jobs as J
 from cogs.migration.cog import MigrationCog, parse_channel_ids, progress_bar
 from cogs.migration.engine import SHUTDOWN_PAUSE, MigrationEngine
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, open_memory, running_harness
+from tests.test_migration_engine import TOPICS
 
 EXTENSIONS = ("cogs.memory", "cogs.migration")
-TOPICS = [
-    "the raid starts at nine tonight",
-    "my python script throws a KeyError",
-    "pizza or sushi for dinner",
-    "the new album drops on friday",
-    "server maintenance is on sunday",
-    "who wants to play chess later",
-]
 BAR = re.compile(r"\[[█░]{10}\] (\d+)%")
 COMMANDS = {  # every /migrate subcommand with the options it needs
     "migrate check": {},
