@@ -204,7 +204,8 @@ class EmbeddingService:
             vectors = np.pad(vectors, ((0, 0), (0, self.space.dimension - vectors.shape[1])))
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    async def _run(self, fn, *args) -> np.ndarray:
+    async def run(self, fn, *args):
+        """Run a blocking call that uses this model on its executor, within the concurrency bound."""
         loop = asyncio.get_running_loop()
         semaphore = self._semaphores.get(loop)
         if semaphore is None:
@@ -213,13 +214,13 @@ class EmbeddingService:
             return await loop.run_in_executor(self._executor, fn, *args)
 
     async def aencode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        return await self._run(self.encode_documents, list(texts), batch_size)
+        return await self.run(self.encode_documents, list(texts), batch_size)
 
     async def aencode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return await self._run(self.encode_queries, list(texts), None)
+        return await self.run(self.encode_queries, list(texts), None)
 
     async def aload(self) -> None:
-        await self._run(self.load)
+        await self.run(self.load)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

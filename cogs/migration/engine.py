@@ -581,16 +581,14 @@ class MigrationEngine:
     async def _target_vectors(
         self, batch: list[StoredMessage], strategy: Strategy, source: SpaceRecord, batch_size: int
     ) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        executor = strategy.target_service._executor if strategy.target_service else None
+        service = strategy.target_service
         if not strategy.needs_source_vectors:
-            return await loop.run_in_executor(executor, strategy.vectors, batch, None, batch_size)
+            return await service.run(strategy.vectors, batch, None, batch_size)
         old = await self.store.get_vectors(source.id, [m.id for m in batch])
         have = [i for i, m in enumerate(batch) if m.id in old]
         out = np.empty((len(batch), strategy.target.dimension), dtype=np.float32)
         if have:
-            out[have] = await loop.run_in_executor(
-                executor,
+            out[have] = await service.run(
                 strategy.vectors,
                 [batch[i] for i in have],
                 np.stack([old[batch[i].id] for i in have]),
@@ -598,7 +596,7 @@ class MigrationEngine:
             )
         lacking = [i for i, m in enumerate(batch) if m.id not in old]
         if lacking:  # no old vector to map (e.g. its embedding had failed): embed from text, exactly
-            out[lacking] = await strategy.target_service.aencode_documents([batch[i].content for i in lacking])
+            out[lacking] = await service.aencode_documents([batch[i].content for i in lacking])
         return out
 
     async def _catch_up(

@@ -8,6 +8,7 @@ top-k results is reported, not judged: two different models are expected to disa
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cogs.memory.index import VectorIndex
 from cogs.memory.memory import Memory
 from cogs.memory.records import SpaceRecord
 
@@ -105,11 +107,11 @@ async def verify_channel(
         report.bad_norm = int((np.abs(norms - 1.0) > 1e-3)[finite].sum())
         if report.bad_norm:
             report.problems.append(f"{report.bad_norm} vectors are not unit length")
-    index = await memory.catalog.get(target, guild_id, channel_id)
+    index = await memory.catalog.get(target, guild_id, channel_id, validate=True)  # the one searches use
     report.index_size, report.index_kind = len(index), index.kind
     if report.index_size != report.vectors:
         report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
-    await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
+    await _self_retrieval(report, index, ids[finite], vectors[finite], sample, seed)
     if source is not None and report.messages:
         await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries)
     if eval_path is not None:
@@ -123,8 +125,7 @@ async def verify_channel(
 
 async def _self_retrieval(
     report: VerifyReport,
-    memory: Memory,
-    target: SpaceRecord,
+    index: VectorIndex,
     ids: np.ndarray,
     vectors: np.ndarray,
     sample: int,
@@ -135,12 +136,9 @@ async def _self_retrieval(
         return
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
-    found = 0
-    for row in rows:
-        hits = await memory.catalog.search(target, report.guild_id, report.channel_id, vectors[row], 1)
-        own = float(vectors[row] @ vectors[row])
-        if hits and (hits[0][0] == ids[row] or abs(hits[0][1] - own) < 1e-5):
-            found += 1
+    scores, hits = await asyncio.to_thread(index.search, vectors[rows], 1)  # one batched search, off the loop
+    own = np.einsum("ij,ij->i", vectors[rows], vectors[rows])
+    found = int(np.sum((hits[:, 0] == ids[rows]) | ((hits[:, 0] >= 0) & (np.abs(scores[:, 0] - own) < 1e-5))))
     report.self_retrieval = found / len(rows)
     report.self_retrieval_sample = len(rows)
     threshold = SELF_RETRIEVAL_APPROXIMATE if report.index_kind == "hnsw" else SELF_RETRIEVAL_EXACT
