@@ -204,14 +204,18 @@ class SQLiteStore:
         return state
 
     async def list_channels(self, guild_id: int | None = None) -> list[ChannelState]:
-        if guild_id is None:
-            rows = await self.fetchall("SELECT guild_id, channel_id FROM channels ORDER BY guild_id, channel_id")
-        else:
-            rows = await self.fetchall(
-                "SELECT guild_id, channel_id FROM channels WHERE guild_id = ? ORDER BY channel_id", (guild_id,)
-            )
-        states = [await self.get_channel(g, c) for g, c in rows]
-        return [s for s in states if s is not None]
+        """Every channel's pointers (of one guild, or all), in two queries whatever the number of channels."""
+        where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+        rows = await self.fetchall(
+            f"SELECT guild_id, channel_id, read_space_id, enabled FROM channels {where} ORDER BY guild_id, channel_id",
+            params,
+        )
+        writes: dict[tuple[int, int], list[int]] = {}
+        for g, c, space_id in await self.fetchall(
+            f"SELECT guild_id, channel_id, space_id FROM channel_write_spaces {where} ORDER BY space_id", params
+        ):
+            writes.setdefault((g, c), []).append(space_id)
+        return [ChannelState(g, c, read, tuple(writes.get((g, c), ())), bool(enabled)) for g, c, read, enabled in rows]
 
     async def set_channel_enabled(self, guild_id: int, channel_id: int, enabled: bool) -> None:
         async with self.transaction() as db:
