@@ -14,11 +14,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .catalog import IndexCatalog
+from .backend import Catalog, Store
 from .embedding import EmbeddingServices
 from .errors import UserFacingError
 from .records import StoredMessage
-from .store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class _Delete:
 class Capture:
     def __init__(
         self,
-        store: SQLiteStore,
-        catalog: IndexCatalog,
+        store: Store,
+        catalog: Catalog,
         services: EmbeddingServices,
         default_space_id: int,
         batch_size: int = 64,

@@ -137,12 +137,28 @@ class IndexCatalog:
         self._dirty.add((space_id, guild_id, channel_id))
 
     async def search(
-        self, space: SpaceRecord, guild_id: int, channel_id: int, query: np.ndarray, k: int
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query: np.ndarray,
+        k: int,
+        expect_read_space: bool = False,
     ) -> list[tuple[int, float]]:
-        """Top-``k`` (message id, score) of one channel, searched in a worker thread."""
-        index = await self.get(space, guild_id, channel_id, validate=True)
-        scores, ids = await asyncio.to_thread(index.search, query.reshape(1, -1), k)
+        """Top-``k`` (message id, score) of one channel, searched in a worker thread.
+
+        ``expect_read_space`` matters on a shared server only (the Postgres catalog checks the read
+        pointer in the search's transaction); one process owns a SQLite memory and moves its pointers itself.
+        """
+        scores, ids = await self.search_many(space, guild_id, channel_id, query.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    async def search_many(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k) for ``n`` queries in one batched call; ids are -1 past the channel's size."""
+        index = await self.get(space, guild_id, channel_id, validate=True)
+        return await asyncio.to_thread(index.search, queries, k)
 
     async def flush(self) -> int:
         """Persist every changed index (switching exact <-> HNSW when a channel crossed the threshold)."""

@@ -33,3 +33,7 @@ class StoreError(UserFacingError):
 
 class EncodeOutOfMemory(UserFacingError):
     """Encoding ran out of memory even at the smallest batch (and CPU fallback was not allowed)."""
+
+
+class ReadSpaceMoved(StoreError):
+    """The channel's read pointer moved (a swap or rollback by another process) between resolving it and searching."""

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 
+from .backend import Catalog, Store, make_catalog, open_store
 from .capture import Capture
-from .catalog import IndexCatalog
 from .config import Settings
 from .embedding import EmbeddingServices
-from .index import IndexParams
 from .recall import Recaller, RecallOptions
 from .records import SpaceRecord
-from .store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ class Memory:
     def __init__(
         self,
         settings: Settings,
-        store: SQLiteStore,
+        store: Store,
         default_space: SpaceRecord,
         services: EmbeddingServices | None = None,
     ) -> None:
@@ -32,11 +30,7 @@ class Memory:
         self.store = store
         self.default_space = default_space
         ms = settings.memory
-        self.catalog = IndexCatalog(
-            store,
-            settings.vectors_dir,
-            IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search),
-        )
+        self.catalog: Catalog = make_catalog(settings, store)
         # ``services`` lets one process share loaded models between memories (tests, benchmarks);
         # a Memory releases only the models it loaded itself.
         self._owns_services = services is None
@@ -62,8 +56,12 @@ class Memory:
     async def open(
         cls, settings: Settings, start_capture: bool = True, services: EmbeddingServices | None = None
     ) -> Memory:
-        store = await SQLiteStore.open(settings.database_path)
-        default_space = await store.ensure_space(settings.space)
+        store = await open_store(settings)
+        try:
+            default_space = await store.ensure_space(settings.space)
+        except BaseException:
+            await store.close()
+            raise
         memory = cls(settings, store, default_space, services)
         if start_capture:
             memory.capture.start()

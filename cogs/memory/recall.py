@@ -32,13 +32,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .catalog import IndexCatalog
+from .backend import Catalog, Store
 from .config import RecallSettings
 from .embedding import EmbeddingServices
-from .errors import ModelUnavailable, UserFacingError
+from .errors import ModelUnavailable, ReadSpaceMoved, UserFacingError
 from .fusion import reciprocal_rank_fusion
 from .records import SpaceRecord, StoredMessage
-from .store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class Hit:
 class Recaller:
     """Runs :class:`RecallOptions` against one store; each stage is a method so it can be timed alone."""
 
-    def __init__(self, store: SQLiteStore, catalog: IndexCatalog, services: EmbeddingServices, reranker=None) -> None:
+    def __init__(self, store: Store, catalog: Catalog, services: EmbeddingServices, reranker=None) -> None:
         self.store = store
         self.catalog = catalog
         self.services = services
@@ -148,10 +147,17 @@ class Recaller:
         return vector
 
     async def dense_candidates(
-        self, space: SpaceRecord, guild_id: int, channel_id: int, query_vector: np.ndarray, n: int
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query_vector: np.ndarray,
+        n: int,
+        check_pointer: bool = False,
     ) -> list[tuple[int, float]]:
-        """(message id, cosine) of the channel's ``n`` nearest messages in ``space``, best first."""
-        return await self.catalog.search(space, guild_id, channel_id, query_vector, n)
+        """(message id, cosine) of the channel's ``n`` nearest messages in ``space``, best first;
+        ``check_pointer`` raises :class:`ReadSpaceMoved` if the channel no longer reads ``space``."""
+        return await self.catalog.search(space, guild_id, channel_id, query_vector, n, expect_read_space=check_pointer)
 
     async def lexical_candidates(self, guild_id: int, channel_id: int, query: str, n: int) -> list[tuple[int, float]]:
         """(message id, BM25 score) of the channel's ``n`` best text matches, best first."""
@@ -219,15 +225,37 @@ class Recaller:
         options: RecallOptions = RecallOptions(),
         space: SpaceRecord | None = None,
     ) -> list[Hit]:
-        """Best earlier messages of one channel for ``query``; ``space`` forces a space (A/B comparison)."""
-        space = space or await self.read_space(guild_id, channel_id)
-        if space is None or not query.strip():
-            return []
+        """Best earlier messages of one channel for ``query``; ``space`` forces a space (A/B comparison).
+
+        Without a forced space the dense search checks, in its own transaction, that the channel still
+        reads the space the query was embedded for; a swap in between (by another process) means one
+        more round with the new space, never a query of one model against vectors of another.
+        """
+        forced = space is not None
+        for attempt in range(3):
+            space = space if forced else await self.read_space(guild_id, channel_id)
+            if space is None or not query.strip():
+                return []
+            try:
+                return await self._recall_in(space, guild_id, channel_id, query, options, check_pointer=not forced)
+            except ReadSpaceMoved:
+                log.info("channel %d moved to another space during a recall; retrying (%d)", channel_id, attempt + 1)
+        return []
+
+    async def _recall_in(
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query: str,
+        options: RecallOptions,
+        check_pointer: bool,
+    ) -> list[Hit]:
         depth = options.search_depth
         query_vector = dense = lexical = None
         if options.dense:
             query_vector = await self.embed_query(space, query)
-            dense = await self.dense_candidates(space, guild_id, channel_id, query_vector, depth)
+            dense = await self.dense_candidates(space, guild_id, channel_id, query_vector, depth, check_pointer)
         if options.hybrid:
             lexical = await self.lexical_candidates(guild_id, channel_id, query, depth)
         ranked = self.fuse(dense, lexical, options.rrf_k, options.bm25_weight)

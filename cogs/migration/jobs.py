@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cogs.memory.backend import Store
 from cogs.memory.errors import UserFacingError
-from cogs.memory.store import SQLiteStore
 
 # job statuses
 PENDING, RUNNING, PAUSED, CANCELLED, FAILED, COMPLETED = (
@@ -97,9 +97,13 @@ def _channel(row) -> ChannelJob:
 
 
 class JobStore:
-    """Reads and writes the migration tables through the memory store's connection."""
+    """Reads and writes the migration tables through the memory store's connection.
 
-    def __init__(self, store: SQLiteStore) -> None:
+    The SQL is portable (``?`` placeholders, ``RETURNING``, ``ON CONFLICT``): SQLite runs it as is and
+    the Postgres store translates the placeholders, so one job table serves both backends.
+    """
+
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     async def create(
@@ -116,10 +120,10 @@ class JobStore:
         async with self.store.transaction() as db:
             cur = await db.execute(
                 "INSERT INTO migrations(source_space_id, target_space_id, strategy, status, guild_id, options, "
-                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
                 (source_space_id, target_space_id, strategy, PENDING, guild_id, json.dumps(options), now, now),
             )
-            job_id = cur.lastrowid
+            job_id = (await cur.fetchone())[0]
             await db.executemany(
                 "INSERT INTO migration_channels(migration_id, guild_id, channel_id, position, status, total) "
                 "VALUES (?,?,?,?,?,?)",
@@ -222,7 +226,8 @@ class JobStore:
     async def put_artifact(self, job_id: int, name: str, data: bytes) -> None:
         async with self.store.transaction() as db:
             await db.execute(
-                "INSERT OR REPLACE INTO migration_artifacts(migration_id, name, data) VALUES (?,?,?)",
+                "INSERT INTO migration_artifacts(migration_id, name, data) VALUES (?,?,?) "
+                "ON CONFLICT(migration_id, name) DO UPDATE SET data = excluded.data",
                 (job_id, name, data),
             )
 

@@ -8,7 +8,6 @@ top-k results is reported, not judged: two different models are expected to disa
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from cogs.memory.index import VectorIndex
 from cogs.memory.memory import Memory
 from cogs.memory.records import SpaceRecord
 
@@ -111,7 +109,7 @@ async def verify_channel(
     report.index_size, report.index_kind = len(index), index.kind
     if report.index_size != report.vectors:
         report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
-    await _self_retrieval(report, index, ids[finite], vectors[finite], sample, seed)
+    await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
     if source is not None and report.messages:
         await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries)
     if eval_path is not None:
@@ -125,7 +123,8 @@ async def verify_channel(
 
 async def _self_retrieval(
     report: VerifyReport,
-    index: VectorIndex,
+    memory: Memory,
+    target: SpaceRecord,
     ids: np.ndarray,
     vectors: np.ndarray,
     sample: int,
@@ -136,12 +135,14 @@ async def _self_retrieval(
         return
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
-    scores, hits = await asyncio.to_thread(index.search, vectors[rows], 1)  # one batched search, off the loop
+    scores, hits = await memory.catalog.search_many(  # one batched search, off the loop
+        target, report.guild_id, report.channel_id, vectors[rows], 1
+    )
     own = np.einsum("ij,ij->i", vectors[rows], vectors[rows])
     found = int(np.sum((hits[:, 0] == ids[rows]) | ((hits[:, 0] >= 0) & (np.abs(scores[:, 0] - own) < 1e-5))))
     report.self_retrieval = found / len(rows)
     report.self_retrieval_sample = len(rows)
-    threshold = SELF_RETRIEVAL_APPROXIMATE if report.index_kind == "hnsw" else SELF_RETRIEVAL_EXACT
+    threshold = SELF_RETRIEVAL_APPROXIMATE if "hnsw" in report.index_kind else SELF_RETRIEVAL_EXACT
     if report.self_retrieval < threshold:
         report.problems.append(
             f"only {report.self_retrieval:.1%} of sampled vectors retrieve their own message "
