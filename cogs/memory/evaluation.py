@@ -247,8 +247,7 @@ async def queries_in_memory(memory: Memory, queries: Sequence[EvalQuery]) -> tup
         q
         for q in queries
         if all(
-            i in stored and (stored[i].guild_id, stored[i].channel_id) == (q.guild_id, q.channel_id)
-            for i in q.relevant
+            i in stored and (stored[i].guild_id, stored[i].channel_id) == (q.guild_id, q.channel_id) for i in q.relevant
         )
     ]
     return kept, len(queries) - len(kept)
