@@ -55,3 +55,10 @@ def make_catalog(settings: Settings, store: Store) -> Catalog:
         settings.vectors_dir,
         IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search),
     )
+
+
+def make_claims(settings: Settings, store: Store):
+    """Job claims: in-process for SQLite, Postgres advisory locks shared by every shard process."""
+    from .claims import AdvisoryClaims, LocalClaims
+
+    return AdvisoryClaims(settings.database_url) if is_postgres(store) else LocalClaims()

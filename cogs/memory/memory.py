@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .backend import Catalog, Store, make_catalog, open_store
+from .backend import Catalog, Store, make_catalog, make_claims, open_store
 from .capture import Capture
 from .config import Settings
 from .embedding import EmbeddingServices
@@ -31,6 +31,7 @@ class Memory:
         self.default_space = default_space
         ms = settings.memory
         self.catalog: Catalog = make_catalog(settings, store)
+        self.claims = make_claims(settings, store)  # which process runs which migration job
         # ``services`` lets one process share loaded models between memories (tests, benchmarks);
         # a Memory releases only the models it loaded itself.
         self._owns_services = services is None
@@ -77,4 +78,5 @@ class Memory:
         finally:
             if self._owns_services:
                 self.services.close()
+            await self.claims.close()
             await self.store.close()

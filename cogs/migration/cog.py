@@ -31,6 +31,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.memory.backend import is_postgres
 from cogs.memory.checks import NotMemoryAdmin, is_admin
 from cogs.memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
 from cogs.memory.profiles import PROFILES, Profile
@@ -51,6 +52,7 @@ STATUS_REFRESH_S = 3.0  # how often /migrate status edits its embed while the jo
 STATUS_FOLLOW_S = 14 * 60.0  # and for how long at most (an interaction token lives 15 minutes)
 CONFIRM_TIMEOUT_S = 120.0  # how long the Confirm/Cancel buttons wait
 BAR_WIDTH = 10
+ADOPT_EVERY_S = 30.0  # shared memory (Postgres): how often a shard looks for migrations whose runner died
 FIELD_LIMIT = 1024
 DESCRIPTION_LIMIT = 4000
 MESSAGE_LIMIT = 2000
@@ -415,6 +417,20 @@ class MigrationCog(commands.Cog, name="Migration"):
     # ------------------------------------------------------------------ lifecycle
     async def cog_load(self) -> None:
         self._spawn(self._resume_interrupted(), "migration-startup")
+        if is_postgres(self.memory.store) and self.settings.memory.migration.resume_on_startup:
+            self._spawn(self._adopt_orphans_periodically(), "migration-adopt")
+
+    async def _adopt_orphans_periodically(self) -> None:
+        """Shared memory: when the shard process running a migration dies, one of the others takes it over."""
+        while True:
+            await asyncio.sleep(ADOPT_EVERY_S)
+            try:
+                for job_id in await self.engine.adopt_orphans():
+                    self._watch(job_id, self.engine.launch(job_id))
+                    job = await self.engine.jobs.get(job_id)
+                    await self._post(job, f"🔁 Migration #{job_id} lost its bot process and was resumed by this one.")
+            except Exception:
+                log.exception("could not look for migrations without a runner")
 
     async def cog_unload(self) -> None:
         """Stop following and reporting; cancel running jobs (the engine marks them paused, to resume on start)."""

@@ -14,6 +14,8 @@ import asyncio
 import errno
 import gc
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -329,9 +331,45 @@ class MigrationEngine:
         return task is not None and not task.done()
 
     async def run(self, job_id: int) -> Job:
-        """Work until every channel is done, or a pause/cancel request, or a failure. Resumable."""
+        """Work until every channel is done, or a pause/cancel request, or a failure. Resumable.
+
+        Only the process holding the job's claim works on it; elsewhere this returns the job as it is
+        (its progress is in the job tables, visible from every process).
+        """
         job = await self.jobs.get(job_id)
         if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # paused or cancelled before the task got here
+            return job
+        if not await self.memory.claims.try_claim("job", job_id):
+            log.info("migration #%d is being run by another process; not starting it here", job_id)
+            return job
+        try:
+            await self.jobs.log_event(job_id, "claimed", f"{socket.gethostname()} pid {os.getpid()}")
+            return await self._run_claimed(job_id)
+        finally:
+            await self.memory.claims.release("job", job_id)
+
+    def runs_elsewhere(self, job: Job) -> bool:
+        """Marked running, but not by a task of this process."""
+        return job.status == J.RUNNING and not self.is_running(job.id)
+
+    async def adopt_orphans(self) -> list[int]:
+        """Launch every running job that no process holds (its runner died); returns their ids.
+
+        Shard processes call this now and then; the claim decides which one of them resumes a job.
+        """
+        adopted = []
+        for job in await self.jobs.with_status(J.RUNNING):
+            if self.is_running(job.id):
+                continue
+            if await self._claim_is_free(job.id):  # its runner is gone
+                log.warning("migration #%d has no live runner; resuming it in this process", job.id)
+                self.launch(job.id)
+                adopted.append(job.id)
+        return adopted
+
+    async def _run_claimed(self, job_id: int) -> Job:
+        job = await self.jobs.get(job_id)
+        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # finished or stopped elsewhere meanwhile
             return job
         logger = self._logger(job_id, job.log_path)
         source, target = (
@@ -655,6 +693,8 @@ class MigrationEngine:
             )
         if self.is_running(job_id):
             raise JobStateError(f"migration #{job_id} is already running")
+        if job.status == J.RUNNING and not await self._claim_is_free(job_id):
+            raise JobStateError(f"migration #{job_id} is running in another bot process; its status shows progress")
         for ch in await self.jobs.channels(job_id):
             if ch.status == J.FAILED:  # retry a failed channel from its catch-up step (its cursor is kept)
                 await self.jobs.update_channel(
@@ -666,14 +706,23 @@ class MigrationEngine:
             return await self.jobs.get(job_id)
         return await self.run(job_id)
 
+    async def _claim_is_free(self, job_id: int) -> bool:
+        if not await self.memory.claims.try_claim("job", job_id):
+            return False
+        await self.memory.claims.release("job", job_id)
+        return True
+
     async def interrupted_jobs(self) -> list[Job]:
         """Jobs a crash or a shutdown interrupted: marked running with no task in this process, or paused
-        by the shutdown itself (not by an admin)."""
-        return [
-            j
-            for j in await self.jobs.with_status(J.RUNNING, J.PAUSED)
-            if not self.is_running(j.id) and (j.status == J.RUNNING or j.error == SHUTDOWN_PAUSE)
-        ]
+        by the shutdown itself (not by an admin). A job another live process runs is not interrupted."""
+        found = []
+        for j in await self.jobs.with_status(J.RUNNING, J.PAUSED):
+            if self.is_running(j.id) or not (j.status == J.RUNNING or j.error == SHUTDOWN_PAUSE):
+                continue
+            if j.status == J.RUNNING and not await self._claim_is_free(j.id):
+                continue
+            found.append(j)
+        return found
 
     async def status(self, job_id: int | None = None, guild_id: int | None = None) -> JobStatus | None:
         job = await self.jobs.get(job_id, guild_id) if job_id else await self.jobs.latest(guild_id)

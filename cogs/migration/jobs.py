@@ -215,6 +215,13 @@ class JobStore:
                     (job_id, time.time(), guild_id, channel_id, event, detail),
                 )
 
+    async def log_event(self, job_id: int, event: str, detail: str = "") -> None:
+        async with self.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
+                (job_id, time.time(), event, detail),
+            )
+
     async def events(self, job_id: int, limit: int = 50) -> list[tuple[float, int | None, str, str]]:
         rows = await self.store.fetchall(
             "SELECT at, channel_id, event, detail FROM migration_events WHERE migration_id = ? ORDER BY id DESC "

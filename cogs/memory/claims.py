@@ -1,0 +1,91 @@
+"""Who runs a migration job: a claim that exactly one process holds, released when it dies.
+
+With SQLite one process owns the memory, so an in-process set is enough. On Postgres several
+shard processes share it: a claim is a session-level advisory lock held on a connection of its
+own. A process that crashes or is killed loses its connection, the server releases the lock, and
+another process's next ``MigrationEngine.adopt_orphans`` claims the job and resumes it from
+the cursors committed in the job tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+
+def claim_key(*parts: object) -> int:
+    """A stable signed 64-bit advisory-lock key for e.g. ("job", 7) or ("channel", 7, guild, channel)."""
+    digest = hashlib.blake2b(b"qwen3-memory/" + repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class LocalClaims:
+    """Claims within one process (the SQLite backend)."""
+
+    def __init__(self) -> None:
+        self._held: set[int] = set()
+
+    async def try_claim(self, *parts: object) -> bool:
+        key = claim_key(*parts)
+        if key in self._held:
+            return False
+        self._held.add(key)
+        return True
+
+    async def release(self, *parts: object) -> None:
+        self._held.discard(claim_key(*parts))
+
+    async def close(self) -> None:
+        self._held.clear()
+
+
+class AdvisoryClaims:
+    """Claims across processes and hosts: Postgres session advisory locks on one dedicated connection."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the connection
+        self._held: set[int] = set()
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+            self._held.clear()  # a new session holds nothing
+        return self._conn
+
+    async def try_claim(self, *parts: object) -> bool:
+        key = claim_key(*parts)
+        async with self._lock:
+            if key in self._held:  # advisory locks are re-entrant per session; claims are not
+                return False
+            conn = await self._connection()
+            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))).fetchone()
+            if row[0]:
+                self._held.add(key)
+            return bool(row[0])
+
+    async def release(self, *parts: object) -> None:
+        key = claim_key(*parts)
+        async with self._lock:
+            if key not in self._held or self._conn is None or self._conn.closed:
+                self._held.discard(key)
+                return
+            await self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            self._held.discard(key)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                await self._conn.close()  # releases every lock this process held
+            self._conn = None
+            self._held.clear()
