@@ -45,6 +45,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
         self.path = path
+        self.where = str(path)  # how messages name this memory's location (the Postgres store redacts its DSN)
         self._conn = conn
         self._write_lock = asyncio.Lock()
 
@@ -392,6 +393,11 @@ class SQLiteStore:
         )
         return [(r[0], float(r[1])) for r in rows]
 
+    async def channel_stats(self, target_space_id: int) -> dict[tuple[int, int], tuple[int, int, int]]:
+        """Per channel: (messages without text, without a read-space vector, already in the target space)."""
+        rows = await self.fetchall(_STATS_SQL, (target_space_id,))
+        return {(r[0], r[1]): (int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
+
     # ------------------------------------------------------------------ vectors
     async def put_vectors(
         self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray
@@ -514,6 +520,18 @@ class SQLiteStore:
             (guild_id, channel_id),
         )
         return {r[0]: r[1] for r in rows}
+
+
+_STATS_SQL = """
+SELECT m.guild_id, m.channel_id,
+       SUM(CASE WHEN trim(m.content) = '' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM embeddings e
+                                 WHERE e.space_id = c.read_space_id AND e.message_id = m.id) THEN 1 ELSE 0 END),
+       SUM(CASE WHEN EXISTS (SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id)
+           THEN 1 ELSE 0 END)
+FROM messages m LEFT JOIN channels c ON c.guild_id = m.guild_id AND c.channel_id = m.channel_id
+GROUP BY m.guild_id, m.channel_id
+"""
 
 
 def _statements(script: str) -> list[str]:

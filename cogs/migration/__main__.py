@@ -233,11 +233,11 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from cogs.memory.store import SQLiteStore
+    from cogs.memory.backend import open_store
 
     from .plan import render_checks, run_checks
 
-    store = await SQLiteStore.open(settings.database_path)
+    store = await open_store(settings)
     try:
         checks = await run_checks(
             settings, target_space(settings, args), store=store, load_model=not args.no_model_load

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from cogs.memory.backend import is_postgres
 from cogs.memory.errors import EncodeOutOfMemory, UserFacingError
 from cogs.memory.memory import Memory
 from cogs.memory.recall import Hit
@@ -43,6 +44,12 @@ TRANSFORM_MAP = "linear_map"
 # The error of a job whose task was cancelled (the bot shut down): paused, but not by an admin, so a
 # restart resumes it like a crashed one (see interrupted_jobs).
 SHUTDOWN_PAUSE = "interrupted (bot shutting down); resume continues here"
+
+
+POSTGRES_BACKUP_NOTE = (
+    "no file backup: the memory is on a shared Postgres server, covered by its own backups (pg_dump, "
+    "point-in-time recovery); nothing is deleted before finalize, and rollback stays instant until then"
+)
 
 
 class MigrationFailed(UserFacingError):
@@ -224,7 +231,11 @@ class MigrationEngine:
         )
         source_space, warnings, channels = checked.source, checked.warnings, checked.channels
         target_space = await self.store.ensure_space(target)
-        backup_path = await self._backup() if backup else None
+        backup_path = None
+        if backup and is_postgres(self.store):
+            warnings = [*warnings, POSTGRES_BACKUP_NOTE]
+        elif backup:
+            backup_path = await self._backup()
         options = {
             **(options or {}),
             "force": force,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cogs.memory.backend import Store, is_postgres
 from cogs.memory.config import Settings
 from cogs.memory.embedding import EmbeddingService
 from cogs.memory.errors import UserFacingError
@@ -28,7 +29,6 @@ from cogs.memory.profiles import Profile
 from cogs.memory.records import SpaceRecord
 from cogs.memory.schema import SCHEMA_VERSION
 from cogs.memory.space import EmbeddingSpace, resolve_source
-from cogs.memory.store import SQLiteStore
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
@@ -86,7 +86,7 @@ def render_checks(checks: Sequence[Check]) -> str:
 
 
 async def run_checks(
-    settings: Settings, target: Profile, *, store: SQLiteStore | None = None, load_model: bool = True
+    settings: Settings, target: Profile, *, store: Store | None = None, load_model: bool = True
 ) -> list[Check]:
     """Can this machine migrate to ``target``? RAM, GPU, packages, database, settings, model, disk."""
     checks = [_ram_check(target), _swap_check(), _gpu_check(settings, target)]
@@ -243,7 +243,13 @@ def _settings_check(settings: Settings, target: Profile) -> Check:
     return Check("settings", PASS, detail)
 
 
-async def _database_check(settings: Settings, store: SQLiteStore | None) -> Check:
+async def _database_check(settings: Settings, store: Store | None) -> Check:
+    if store is not None and is_postgres(store):
+        try:
+            version = await store.schema_version()
+        except UserFacingError as exc:
+            return Check("database", FAIL, str(exc))
+        return _integrity_result(store.where, "ok", version)
     if store is not None:
         try:
             result, version = await store.integrity_check(), await store.schema_version()
@@ -445,7 +451,11 @@ def _message_total_sync(db: Path) -> int:
         conn.close()
 
 
-async def _disk_checks(settings: Settings, space: EmbeddingSpace, store: SQLiteStore | None) -> list[Check]:
+async def _disk_checks(settings: Settings, space: EmbeddingSpace, store: Store | None) -> list[Check]:
+    if store is not None and is_postgres(store):
+        messages = sum(count for _g, _c, count in await store.message_channels())
+        need = human_bytes(messages * space.dimension * 4)
+        return [Check("disk", PASS, f"{store.where}: the server's disk; the new vector table needs ~{need}")]
     if store is not None:
         messages = sum(count for _g, _c, count in await store.message_channels())
     else:
@@ -593,7 +603,7 @@ async def make_plan(
         bench = await benchmark_model(memory.settings, target_space, texts, kind)
     eta, basis = _eta(strategy, plans, bench)
     peak = _peak_memory_bytes(strategy, target_space, bench, memory.settings.batch_size, plans, sources)
-    backup = _database_bytes(Path(store.path)) + _dir_bytes(memory.settings.vectors_dir)
+    backup = 0 if is_postgres(store) else _database_bytes(Path(store.path)) + _dir_bytes(memory.settings.vectors_dir)
     disk = backup + new_vectors_bytes(sum(p.to_migrate for p in plans), target_space.dimension)
     risks += _data_risks(strategy, plans, target_space)
     risks += _resource_risks(target_space, bench, eta, peak, disk, memory.settings)
@@ -607,7 +617,7 @@ async def make_plan(
 
 # ------------------------------------------------------------------------------------ channels
 async def _channel_plans(
-    store: SQLiteStore,
+    store: Store,
     spaces: dict[int, SpaceRecord],
     target_id: int | None,
     guild_id: int | None,
@@ -616,7 +626,7 @@ async def _channel_plans(
     """Every channel with a memory (in the guild, among ``only``), smallest first."""
     counts = {(g, c): n for g, c, n in await store.message_channels()}
     states = {(s.guild_id, s.channel_id): s for s in await store.list_channels(guild_id)}
-    stats = await asyncio.to_thread(_channel_stats_sync, Path(store.path), target_id or -1)
+    stats = await store.channel_stats(target_id or -1)
     plans = []
     for key in sorted(set(counts) | set(states)):
         g, c = key
@@ -630,28 +640,6 @@ async def _channel_plans(
     return sorted(plans, key=lambda p: (p.messages, p.guild_id, p.channel_id))
 
 
-_STATS_SQL = """
-SELECT m.guild_id, m.channel_id,
-       SUM(CASE WHEN trim(m.content) = '' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM embeddings e
-                                 WHERE e.space_id = c.read_space_id AND e.message_id = m.id) THEN 1 ELSE 0 END),
-       SUM(CASE WHEN EXISTS (SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id)
-           THEN 1 ELSE 0 END)
-FROM messages m LEFT JOIN channels c ON c.guild_id = m.guild_id AND c.channel_id = m.channel_id
-GROUP BY m.guild_id, m.channel_id
-"""
-
-
-def _channel_stats_sync(db: Path, target_id: int) -> dict[tuple[int, int], tuple[int, int, int]]:
-    """Per channel: (messages without text, without a read-space vector, already in the target space)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = conn.execute(_STATS_SQL, (target_id,)).fetchall()
-    finally:
-        conn.close()
-    return {(r[0], r[1]): (int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
-
-
 def _source_spaces(
     plans: list[ChannelPlan], spaces: dict[int, SpaceRecord], target: EmbeddingSpace
 ) -> list[EmbeddingSpace]:
@@ -661,7 +649,7 @@ def _source_spaces(
 
 
 # ------------------------------------------------------------------------------------ benchmark
-async def _benchmark_texts(store: SQLiteStore, plans: list[ChannelPlan], n: int) -> tuple[list[str], str]:
+async def _benchmark_texts(store: Store, plans: list[ChannelPlan], n: int) -> tuple[list[str], str]:
     """Up to ``n`` real stored texts (largest channels first: they dominate the time), else sample texts."""
     texts: list[str] = []
     for plan in sorted(plans, key=lambda p: -p.messages):
@@ -849,7 +837,13 @@ def _steps(
     old = sum(p.messages for p in plans) * max((s.dimension for s in sources), default=0) * 4
     when = f"~{human_duration(eta)}" if eta is not None else "time not measured"
     return [
-        PlanStep("backup", f"consistent online backup (~{human_bytes(backup)}) into {settings.backups_dir}"),
+        PlanStep("backup", f"consistent online backup (~{human_bytes(backup)}) into {settings.backups_dir}")
+        if settings.memory.backend != "postgres"
+        else PlanStep(
+            "backup",
+            "none made here: the memory is on a shared Postgres server, covered by its own backups (pg_dump, "
+            "point-in-time recovery); nothing is deleted before finalize",
+        ),
         PlanStep("dual-write", f"new messages are embedded into {target.key} too, from the start"),
         PlanStep(
             "backfill",
