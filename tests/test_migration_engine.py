@@ -20,6 +20,8 @@ from cogs.migration.strategies import StrategyRefused, padded_space
 from cogs.migration.verify import verify_channel
 from tests.factories import message
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
+
 TOPICS = [
     "the raid starts at nine tonight",
     "my python script throws a KeyError",

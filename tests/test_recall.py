@@ -14,6 +14,8 @@ from cogs.memory.embedding import EmbeddingServices
 from cogs.memory.memory import Memory
 from tests.factories import message
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
+
 CHAT = [
     "Paris is the capital of France",
     "I deployed the new version of the bot to production last night",

@@ -1,4 +1,5 @@
-"""The SQLite store: schema and upgrades, messages, vectors per space, channel pointers, locking, BM25."""
+"""The store on both backends (messages, vectors per space, channel pointers, BM25), and SQLite's own
+schema upgrades, WAL and locking."""
 
 from __future__ import annotations
 
@@ -50,10 +51,16 @@ def db_path(tmp_path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path):
+async def sqlite_store(db_path):
     s = await SQLiteStore.open(db_path)
     yield s
     await s.close()
+
+
+@pytest.fixture
+def store(any_store):
+    """The backend-generic store: every test using it runs on SQLite and on Postgres."""
+    return any_store
 
 
 @pytest.fixture
@@ -75,11 +82,12 @@ async def test_a_new_database_gets_the_current_schema_version(store):
     assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))  # every migration recorded once
 
 
-async def test_a_new_database_has_every_table(store, db_path):
+async def test_a_new_database_has_every_table(sqlite_store, db_path):
     assert tables_of(db_path) >= TABLES
 
 
-async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(store, db_path):
+async def test_the_database_runs_in_wal_mode_with_a_busy_timeout(sqlite_store, db_path):
+    store = sqlite_store
     assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"
     assert (await store.fetchone("PRAGMA busy_timeout"))[0] == BUSY_TIMEOUT_MS
     assert (await store.fetchone("PRAGMA foreign_keys"))[0] == 1
@@ -438,7 +446,8 @@ async def test_a_database_locked_by_another_process_is_a_clear_store_locked(db_p
         await store.close()
 
 
-async def test_reads_are_not_blocked_by_another_writer(store, db_path):
+async def test_reads_are_not_blocked_by_another_writer(sqlite_store, db_path):
+    store = sqlite_store
     await store.add_messages([message(1, "readable while locked")])
     other = sqlite3.connect(db_path, isolation_level=None)
     try:
