@@ -367,6 +367,18 @@ async def test_concurrent_writers_of_one_channel_all_land(store):
     assert await store.count_vectors(a.id, 1, 100) == 400
 
 
+async def test_connections_the_server_dropped_are_replaced_without_an_error(store, pg_dsn):
+    await store.count_messages(1, 10)
+    dbname = conninfo_to_dict(pg_dsn)["dbname"]
+
+    killed = await sql(
+        pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    )  # fmt: skip
+
+    assert killed and await store.count_messages(1, 10) == 0
+
+
 # ----------------------------------------------------------------------------------------------- portable SQL
 
 

@@ -305,6 +305,7 @@ class PostgresStore:
             max_size=max_size,
             kwargs={"autocommit": True},
             configure=configure,
+            check=AsyncConnectionPool.check_connection,  # a server restart costs no failed request
             timeout=connect_timeout_s,
             name="qwen3-memory",
             open=False,
