@@ -8,6 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -34,7 +36,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_admin_dsn() -> str:
     """The test server: ``MEMORY_TEST_ADMIN_DSN`` (CI starts one), else one started here for the session."""
     from tests import pg_server
 
@@ -42,15 +44,19 @@ def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     if dsn:
         yield dsn
         return
-    root = tmp_path_factory.mktemp("postgres")
+    root = Path(
+        tempfile.mkdtemp(prefix="qwen3-memory-pg-")
+    )  # not under pytest's root-only tmp: the server user reads it
     try:
         dsn = pg_server.start(root)
     except pg_server.ServerUnavailable as exc:
+        shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"postgres tests need a server and none could be started here: {exc}")
     try:
         yield dsn
     finally:
         pg_server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..
 
 
 @pytest.fixture
-async def any_store(make_settings):
+async def any_store(backend, make_settings):
     """The store of this test's backend, opened through the same code as the bot's."""
     from cogs.memory.backend import open_store
 

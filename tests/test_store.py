@@ -236,8 +236,8 @@ async def test_deleting_a_message_cascades_to_its_vectors_in_every_space_and_to_
     assert await store.vector_counts(1, 10) == {a.id: 1, b.id: 1}
     assert await store.get_vectors(a.id, [1]) == {} and await store.get_vectors(b.id, [1]) == {}
     assert [i for i, _ in await store.search_text(1, 10, "please", 5)] == [2]
-    fts_rows = await store.fetchone("SELECT COUNT(*) FROM messages_fts")
-    assert fts_rows[0] == 1
+    if isinstance(store, SQLiteStore):  # FTS5 is a table of its own there (Postgres keeps a tsvector column)
+        assert (await store.fetchone("SELECT COUNT(*) FROM messages_fts"))[0] == 1
 
 
 async def test_scrolling_a_channel_follows_message_ids(store):
