@@ -42,6 +42,7 @@ def pg_admin_dsn() -> str:
 
     dsn = os.environ.get("MEMORY_TEST_ADMIN_DSN")
     if dsn:
+        pg_server.make_template(dsn)
         yield dsn
         return
     root = Path(

@@ -94,11 +94,11 @@ def start(root: Path, durable: bool = False) -> str:
         "pg_ctl start",
     )  # fmt: skip
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    _make_template(dsn)
+    make_template(dsn)
     return dsn
 
 
-def _make_template(admin_dsn: str) -> None:
+def make_template(admin_dsn: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:

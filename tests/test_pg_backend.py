@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import socket
-import uuid
 from dataclasses import replace
 
 import numpy as np
@@ -17,17 +15,16 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cogs.memory.errors import DimensionMismatch, StoreError, StoreLocked
+from cogs.memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from cogs.memory.pg_catalog import PgVectorCatalog
 from cogs.memory.pg_schema import PG_SCHEMA_VERSION
-from cogs.memory.pg_store import BULK_ROWS, PostgresStore, ReadSpaceMoved, redact_dsn
+from cogs.memory.pg_store import BULK_ROWS, PostgresStore, redact_dsn
 from cogs.memory.records import StoredMessage
 from cogs.memory.space import EmbeddingSpace
 from tests.factories import message
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_DSN = os.environ.get("MEMORY_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
 SPACE_A = EmbeddingSpace(model="test/space-a", dimension=8)
 SPACE_B = EmbeddingSpace(model="test/space-b", dimension=4)
 WIDE = EmbeddingSpace(model="test/wide", dimension=2048)
@@ -40,23 +37,6 @@ def vectors(n: int, dimension: int, seed: int = 0) -> np.ndarray:
 
 def with_password(dsn: str, password: str) -> str:
     return make_conninfo(dsn, password=password)
-
-
-@pytest.fixture
-async def pg_dsn() -> str:
-    """A fresh, empty database on the test server (``MEMORY_TEST_ADMIN_DSN``), dropped afterwards."""
-    name = f"memtest_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await psycopg.AsyncConnection.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {redact_dsn(ADMIN_DSN)} (set MEMORY_TEST_ADMIN_DSN): {exc}")
-    async with admin:
-        await admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield make_conninfo(ADMIN_DSN, dbname=name)
-    finally:
-        async with await psycopg.AsyncConnection.connect(ADMIN_DSN, autocommit=True) as admin:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

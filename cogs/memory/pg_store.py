@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .errors import DimensionMismatch, StoreError, StoreLocked
+from .errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from .pg_schema import (
     PG_SCHEMA_MIGRATIONS,
     PG_SCHEMA_VERSION,
@@ -60,10 +60,6 @@ _NOT_A_WRITE_SPACE = (
     "channel {channel_id} does not write to space {space_id}; a read pointer may only move to a "
     "space that receives new messages"
 )
-
-
-class ReadSpaceMoved(StoreError):
-    """A search expected the channel to read a space, but its read pointer has moved (a swap or rollback)."""
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
@@ -249,7 +245,7 @@ class PostgresStore:
     ) -> None:
         self._pool = pool
         self._dsn = dsn
-        self.dsn_for_logs = redact_dsn(dsn)
+        self.dsn_for_logs = self.where = redact_dsn(dsn)  # ``where``: as SQLiteStore names its file
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
         self.retry_attempts = retry_attempts
