@@ -796,6 +796,45 @@ class PostgresStore:
         )
         return int(row[0]) if row else 0
 
+    async def channel_stats(self, target_space_id: int) -> dict[tuple[int, int], tuple[int, int, int]]:
+        """Per channel: (messages without text, without a read-space vector, already in the target space)."""
+        tables = {
+            r[0]
+            for r in await self._fetchall("SELECT id FROM spaces WHERE to_regclass('space_vectors_' || id) IS NOT NULL")
+        }
+        in_target = (
+            sql.SQL("count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {} e WHERE e.message_id = m.id))").format(
+                sql.Identifier(space_table(target_space_id))
+            )
+            if target_space_id in tables
+            else sql.SQL("0")
+        )
+        rows = await self._fetchall(
+            sql.SQL(
+                "SELECT m.guild_id, m.channel_id, count(*) FILTER (WHERE trim(m.content) = ''), {} "
+                "FROM messages m GROUP BY m.guild_id, m.channel_id"
+            ).format(in_target)
+        )
+        missing: dict[tuple[int, int], int] = {}
+        for (read_space,) in await self._fetchall("SELECT DISTINCT read_space_id FROM channels"):
+            exists = (
+                sql.SQL("EXISTS (SELECT 1 FROM {} e WHERE e.message_id = m.id)").format(
+                    sql.Identifier(space_table(read_space))
+                )
+                if read_space in tables
+                else sql.SQL("false")
+            )
+            for g, c, n in await self._fetchall(
+                sql.SQL(
+                    "SELECT m.guild_id, m.channel_id, count(*) FROM messages m JOIN channels ch "
+                    "ON ch.guild_id = m.guild_id AND ch.channel_id = m.channel_id "
+                    "WHERE ch.read_space_id = %s AND NOT {} GROUP BY m.guild_id, m.channel_id"
+                ).format(exists),
+                (read_space,),
+            ):
+                missing[(g, c)] = int(n)
+        return {(g, c): (int(empty), missing.get((g, c), 0), int(done)) for g, c, empty, done in rows}
+
     async def messages_missing_vectors(
         self,
         space_id: int,
