@@ -120,6 +120,7 @@ class MemoryBot(commands.Bot):
             from cogs.memory.memory import Memory
 
             self.memory = await Memory.open(self.settings)
+        log.info("memory on %s at %s", self.settings.memory.backend, self.memory.store.where)
         space = self.memory.default_space.spec
         await self.memory.services.get(space).aload()  # a model that cannot load fails here, not mid-chat
         for name in self.extension_names:
@@ -195,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         "also type !sync",
     )
     parser.add_argument(
+        "--shard-id",
+        type=int,
+        metavar="N",
+        help="run only shard N of --shard-count (several processes, possibly on several hosts, share one "
+        'memory: needs memory_system.backend "postgres")',
+    )
+    parser.add_argument("--shard-count", type=int, metavar="M", help="the total number of shards (with --shard-id)")
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -202,6 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default: INFO)",
     )
     return parser
+
+
+def check_sharding(shard_id: int | None, shard_count: int | None, backend: str) -> str:
+    """Why these shard options cannot run, or ''. One SQLite memory belongs to one process."""
+    if (shard_id is None) != (shard_count is None):
+        return "--shard-id and --shard-count go together"
+    if shard_id is None:
+        return ""
+    if not 0 <= shard_id < shard_count:
+        return f"--shard-id must be between 0 and {shard_count - 1} (--shard-count {shard_count})"
+    if shard_count > 1 and backend != "postgres":
+        return (
+            'several shard processes need a shared memory: set memory_system.backend to "postgres" and '
+            "database_url (or MEMORY_DATABASE_URL); a SQLite memory belongs to one process"
+        )
+    return ""
+
+
+def database_password(dsn: str) -> str:
+    """The password in a Postgres DSN, so the log filter can hide it wherever a driver message repeats it."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return str(conninfo_to_dict(dsn).get("password") or "")
+    except Exception:  # no psycopg, or a DSN the driver will reject with its own (redacted) error
+        return ""
 
 
 def settings_path(arg: str | None) -> Path:
@@ -242,9 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
-        return _fail(f"{TOKEN_ENV} is not set; export the bot token from the Discord developer portal, e.g. "
-                     f"`export {TOKEN_ENV}=...` (it is never read from the settings file)")
-    configure_logging(args.log_level, token)
+        return _fail(
+            f"{TOKEN_ENV} is not set; export the bot token from the Discord developer portal, e.g. "
+            f"`export {TOKEN_ENV}=...` (it is never read from the settings file)"
+        )
+    handler = configure_logging(args.log_level, token)
 
     from cogs.memory.config import load_settings
     from cogs.memory.errors import UserFacingError
@@ -254,7 +291,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(path)
     except UserFacingError as exc:
         return _fail(str(exc))
-    bot = MemoryBot(settings, sync_commands=args.sync)
+    shard_error = check_sharding(args.shard_id, args.shard_count, settings.memory.backend)
+    if shard_error:
+        return _fail(shard_error)
+    password = database_password(settings.database_url) if settings.memory.backend == "postgres" else ""
+    if password:
+        handler.addFilter(RedactToken(password, "[database password redacted]"))
+    sharding = {} if args.shard_id is None else {"shard_id": args.shard_id, "shard_count": args.shard_count}
+    bot = MemoryBot(settings, sync_commands=args.sync, **sharding)
     try:
         asyncio.run(run(bot, token))
     except discord.LoginFailure:

@@ -31,7 +31,11 @@ def run_bot(*args: str, token: str | None = None, env: dict[str, str] | None = N
         environment[bot.TOKEN_ENV] = token
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, str(ROOT / "bot.py"), *args], cwd=cwd, env=environment, capture_output=True, text=True,
+        [sys.executable, str(ROOT / "bot.py"), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -109,6 +113,47 @@ def test_logging_never_prints_the_token():
     assert "login failed" in output and "RuntimeError" in output
 
 
+@pytest.mark.parametrize(
+    ("flags", "backend_name", "expected"),
+    [
+        (["--shard-id", "0"], "postgres", "go together"),
+        (["--shard-id", "2", "--shard-count", "2"], "postgres", "between 0 and 1"),
+        (["--shard-id", "1", "--shard-count", "2"], "sqlite", 'set memory_system.backend to "postgres"'),
+    ],
+)
+def test_shard_options_are_checked_before_anything_starts(tmp_path, flags, backend_name, expected):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"memory_system": {"backend": backend_name, "database_url": "postgresql://x@h/db"}}))
+    result = run_bot("--settings", str(settings), *flags, token=FAKE_TOKEN)
+    assert result.returncode == 2
+    assert expected in one_line(result.stderr)
+
+
+def test_one_shard_of_several_is_passed_to_discord_py():
+    args = bot.build_parser().parse_args(["--shard-id", "1", "--shard-count", "4"])
+    assert (args.shard_id, args.shard_count) == (1, 4)
+    assert bot.check_sharding(1, 4, "postgres") == "" and bot.check_sharding(None, None, "sqlite") == ""
+
+
+async def test_an_unreachable_postgres_is_a_clear_error_without_its_password(make_settings, monkeypatch):
+    from cogs.memory.errors import StoreError
+
+    secret = "s3cret-db-password"
+    monkeypatch.setenv("MEMORY_DATABASE_URL", f"postgresql://memory:{secret}@127.0.0.1:1/memory?connect_timeout=2")
+    memory_bot = bot.MemoryBot(make_settings(backend="postgres"), intents=discord.Intents.none())
+    with pytest.raises(StoreError) as info:
+        await memory_bot.setup_hook()
+    text = str(info.value)
+    assert secret not in text
+    assert "cannot connect to the memory database at postgresql://memory:***@127.0.0.1:1/memory" in text
+    assert "MEMORY_DATABASE_URL" in text  # what to check next
+
+
+def test_the_database_password_is_known_to_the_log_filter():
+    assert bot.database_password("postgresql://u:pw%40rd@h:5432/db") == "pw@rd"
+    assert bot.database_password("postgresql://u@h/db") == ""
+
+
 def test_extensions_without_setup_are_skipped():
     assert bot.extension_available("cogs.memory")
     assert not bot.extension_available("cogs.no_such_extension")
@@ -130,8 +175,9 @@ async def test_sync_publishes_the_command_tree_on_startup(make_settings, monkeyp
 
     async def bulk_upsert_global_commands(self, application_id, payload):  # Discord's API, faked
         published.extend(payload)
-        return [{**c, "id": str(i), "application_id": str(application_id), "version": "1"}
-                for i, c in enumerate(payload, 1)]
+        return [
+            {**c, "id": str(i), "application_id": str(application_id), "version": "1"} for i, c in enumerate(payload, 1)
+        ]
 
     monkeypatch.setattr(FakeHttp, "bulk_upsert_global_commands", bulk_upsert_global_commands, raising=False)
     memory = await open_memory(make_settings())

@@ -416,7 +416,10 @@ class MemoryCog(commands.Cog, name="Memory"):
                 index = catalog.cached(space_id, guild.id, state.channel_id)
                 kind = index.kind if index is not None else catalog.params.kind_for(count)
                 path = catalog.path(space, guild.id, state.channel_id)
-                size = _bytes(path.stat().st_size) if path.exists() else "not on disk yet"
+                if path is None:  # Postgres: the vector table is the index
+                    size = "in the shared database"
+                else:
+                    size = _bytes(path.stat().st_size) if path.exists() else "not on disk yet"
                 lines.append(
                     f"space {space_id} `{space.spec.short_name}` {space.dimension}-d: {count:,} vectors · "
                     f"{kind} index, {size}"
