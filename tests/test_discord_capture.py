@@ -5,7 +5,10 @@ from __future__ import annotations
 import discord
 import pytest
 
+from cogs.memory.index import VectorIndex
 from tests.discord_harness import ADMIN, DiscordHarness, running_harness
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 
 PICNIC = "The team picnic moved to Saturday at Lakeside Park; bring sandwiches and a frisbee"
 OTHERS = [
@@ -124,25 +127,28 @@ def picnic_free(text: str) -> bool:
     return "Lakeside" not in text and "frisbee" not in text
 
 
-async def test_a_delete_removes_the_message_from_sqlite_and_faiss(harness):
+async def test_a_delete_removes_the_message_from_the_store_and_the_index(harness):
     channel = harness.channel(0)
     memory, space = harness.memory, harness.memory.default_space
     doomed = await harness.post(PICNIC, channel)
     kept = await harness.post(OTHERS[0], channel)
     await harness.settle()
     index = await memory.catalog.get(space, channel.guild.id, channel.id)
-    assert doomed.id in index and kept.id in index
+    faiss = isinstance(index, VectorIndex)  # on Postgres the vector table is the index: the store checks cover it
+    assert not faiss or (doomed.id in index and kept.id in index)
 
     await harness.delete(doomed)
     await harness.settle()
     assert await memory.store.get_messages([doomed.id]) == {}
     assert await memory.store.get_vectors(space.id, [doomed.id]) == {}
     assert await memory.store.count_vectors(space.id, channel.guild.id, channel.id) == 1
-    assert doomed.id not in index and kept.id in index
-    await memory.catalog.flush()
-    memory.catalog.forget(space.id, channel.guild.id, channel.id)  # reload the file written to disk
-    reloaded = await memory.catalog.get(space, channel.guild.id, channel.id)
-    assert doomed.id not in reloaded and kept.id in reloaded
+    assert len(await memory.catalog.get(space, channel.guild.id, channel.id)) == 1
+    if faiss:
+        assert doomed.id not in index and kept.id in index
+        await memory.catalog.flush()
+        memory.catalog.forget(space.id, channel.guild.id, channel.id)  # reload the file written to disk
+        reloaded = await memory.catalog.get(space, channel.guild.id, channel.id)
+        assert doomed.id not in reloaded and kept.id in reloaded
     assert doomed.id not in [h.message.id for h in await memory.recaller.recall(channel.guild.id, channel.id, PICNIC)]
 
 
@@ -257,8 +263,9 @@ async def test_a_burst_of_1000_messages_is_stored_and_embedded(harness):
     channel = harness.channel(0)
     members = [harness.member(i) for i in range(3)]
     for i in range(1000):
-        await harness.post(f"burst message {i}: item {i % 37} of the inventory is in aisle {i % 11}", channel,
-                           members[i % 3])
+        await harness.post(
+            f"burst message {i}: item {i % 37} of the inventory is in aisle {i % 11}", channel, members[i % 3]
+        )
     await harness.settle()
     memory, space = harness.memory, harness.memory.default_space
     assert await memory.store.count_messages(channel.guild.id, channel.id) == 1000

@@ -27,6 +27,8 @@ from cogs.memory.rerank import Reranker
 from tests.factories import message
 from tests.tiny_models import build_tiny_qwen3_reranker
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
+
 CPU = DevicePolicy(cpu_only=True)
 EVAL_SET = Path(__file__).parent / "data" / "eval_chat.jsonl"
 
@@ -226,6 +228,7 @@ def test_default_options_equal_the_default_settings():
 # ----------------------------------------------------------------------------------------------- reranking
 
 
+@pytest.mark.sqlite_only  # the reranker on a known fused order (FTS5 BM25's; Postgres ranks with ts_rank)
 async def test_the_packaged_cross_encoder_reorders_the_fused_candidates(memory, onnx_reranker):
     options = memory.recall_options(k=8, min_score=-1.0)
     fused = await memory.recaller.recall(1, 10, QUERY, options)
@@ -397,8 +400,16 @@ def write_dataset(path: Path) -> Path:
     ]
     for qid, channel, text, relevant, lang, kind in queries:
         rows.append(
-            {"type": "query", "id": qid, "guild_id": 1, "channel_id": channel, "query": text, "relevant": relevant,
-             "lang": lang, "kind": kind}
+            {
+                "type": "query",
+                "id": qid,
+                "guild_id": 1,
+                "channel_id": channel,
+                "query": text,
+                "relevant": relevant,
+                "lang": lang,
+                "kind": kind,
+            }
         )
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path

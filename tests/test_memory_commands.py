@@ -7,8 +7,11 @@ import logging
 import discord
 import pytest
 
+from cogs.memory.index import VectorIndex
 from cogs.memory.space import EmbeddingSpace
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 
 PICNIC = "The team picnic moved to Saturday at Lakeside Park; bring sandwiches and a frisbee"
 BUG = "I fixed the login bug in the authentication service yesterday"
@@ -110,8 +113,11 @@ async def test_stats_show_messages_spaces_vectors_and_indexes(harness):
     assert "2 messages" in first and "capture on" in first
     assert f"reads space {space.id}" in first and f"writes space {space.id}" in first
     assert "`all-MiniLM-L6-v2` 384-d: 2 vectors" in first
-    size = harness.memory.catalog.path(space, harness.guilds[0].id, harness.channel(0).id).stat().st_size
-    assert "exact index" in first and f"{size / 1024:.1f} KB" in first
+    path = harness.memory.catalog.path(space, harness.guilds[0].id, harness.channel(0).id)
+    if path is None:  # Postgres: the space's table with its HNSW index
+        assert "pgvector-hnsw index, in the shared database" in first
+    else:
+        assert "exact index" in first and f"{path.stat().st_size / 1024:.1f} KB" in first
     assert "1 messages" in fields[f"#{harness.channel(1).name}"]
 
 
@@ -126,7 +132,9 @@ async def test_forget_me_erases_the_callers_messages_and_stops_capturing_them(ha
     assert reply.ephemeral and "forgot 2 of your messages" in reply.text
     assert await memory.store.author_message_ids(guild.id, harness.member(0).id) == []
     assert await memory.store.get_vectors(space.id, [m.id for m in mine]) == {}
-    assert all(m.id not in index for m in mine) and theirs.id in index
+    if isinstance(index, VectorIndex):  # FAISS forgot them too (on Postgres the vector table is the index)
+        assert all(m.id not in index for m in mine) and theirs.id in index
+    assert set(await memory.store.get_vectors(space.id, [theirs.id])) == {theirs.id}
 
     await remember(harness, ("a new message after forget-me", 0))
     assert await memory.store.author_message_ids(guild.id, harness.member(0).id) == []

@@ -28,6 +28,8 @@ from cogs.migration.engine import SHUTDOWN_PAUSE, MigrationEngine
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, open_memory, running_harness
 from tests.test_migration_engine import TOPICS
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
+
 EXTENSIONS = ("cogs.memory", "cogs.migration")
 BAR = re.compile(r"\[[█░]{10}\] (\d+)%")
 COMMANDS = {  # every /migrate subcommand with the options it needs
@@ -193,6 +195,7 @@ async def test_an_admin_of_another_guild_cannot_see_or_touch_the_job(harness):
 
 
 # ---------------------------------------------------------------- confirmation buttons
+@pytest.mark.sqlite_only  # the file backup and SQLite's lock; Postgres relies on the server's backups
 async def test_start_asks_for_confirmation_and_only_the_invoking_admin_may_answer(harness, monkeypatch):
     await fill(harness, {0: 6, 1: 4})
     slow_target(monkeypatch, harness)
@@ -479,6 +482,7 @@ async def test_pad_without_force_and_a_missing_target_model_are_refused(make_set
         assert await engine_of(harness).jobs.latest() is None
 
 
+@pytest.mark.sqlite_only  # the file backup and SQLite's lock; Postgres relies on the server's backups
 async def test_a_locked_database_and_a_failed_backup_start_nothing(make_settings, tiny_qwen3_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -508,6 +512,7 @@ async def test_a_locked_database_and_a_failed_backup_start_nothing(make_settings
         assert await engine.jobs.latest() is None  # no job without its backup
 
 
+@pytest.mark.sqlite_only  # the file backup and SQLite's lock; Postgres relies on the server's backups
 async def test_a_full_disk_during_the_backup_is_reported_and_starts_nothing(harness, monkeypatch):
     await fill(harness, {0: 3})
     admin = harness.member(0)

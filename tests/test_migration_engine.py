@@ -398,3 +398,13 @@ async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(f
     monkeypatch.setattr(engine_module, "verify_channel", verify_then_pause)
     assert (await engine.run(job.id)).status == J.PAUSED
     assert (await engine.resume(job.id, background=False)).status == J.COMPLETED
+
+
+async def test_start_backs_up_the_sqlite_memory_and_leaves_postgres_to_its_server(filled, tiny_qwen3_dir, backend):
+    from cogs.migration.engine import POSTGRES_BACKUP_NOTE
+
+    job = await MigrationEngine(filled).start(qwen3_target(tiny_qwen3_dir))  # backup on, the default
+    if backend == "postgres":
+        assert job.backup_path is None and POSTGRES_BACKUP_NOTE in job.options["warnings"]
+    else:
+        assert Path(job.backup_path).is_dir() and POSTGRES_BACKUP_NOTE not in job.options["warnings"]

@@ -25,6 +25,8 @@ from cogs.migration.plan import (
 )
 from tests.factories import message
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
+
 OFFLINE = PROFILES["offline_default"]
 # the packaged model with a query prompt: another space (another key), the same fast model to load
 PROMPTED = replace(OFFLINE.embedding, query_prompt="query: ")
@@ -101,6 +103,7 @@ async def test_model_with_the_wrong_dimension_fails_the_load_check(make_settings
     assert check.status == "fail" and "512" in check.detail
 
 
+@pytest.mark.sqlite_only  # damages the SQLite file
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["header", "pages"])
 async def test_damaged_database_fails_the_integrity_check(make_settings, tmp_path: Path, damage: str) -> None:

@@ -1,0 +1,302 @@
+"""move-store: a SQLite + FAISS memory copied to PostgreSQL + pgvector without re-embedding, resumably and verified."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from cogs.memory.config import load_settings
+from cogs.memory.memory import Memory
+from cogs.memory.pg_store import PostgresStore
+from cogs.memory.store import SQLiteStore
+from cogs.migration.__main__ import main
+from cogs.migration.engine import MigrationEngine
+from cogs.migration.move_store import NEXT_STEP
+from tests.factories import message
+from tests.test_migration_engine import TOPICS, qwen3_target
+
+pytestmark = pytest.mark.postgres
+
+REPO = Path(__file__).resolve().parents[1]
+CHANNELS = {(1, 10): 40, (1, 11): 30, (2, 20): 20}
+PASSWORD = "hunter2-not-for-logs"
+QUERIES = ["when does the raid start", "python KeyError", "what is for dinner", "chess tonight?"]
+
+
+def write_settings(directory: Path, **memory_fields) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "settings.json"
+    path.write_text(json.dumps({"memory_system": {"paths": {"data_dir": "data"}, **memory_fields}}))
+    return path
+
+
+async def build_memory(settings_path: Path, tiny_dir: Path) -> None:
+    """Three channels on the packaged model; 10 and 11 also in a tiny Qwen3 space, 10 reading it (swapped),
+    11 still reading the old one; 20 disabled; one member opted out."""
+    memory = await Memory.open(load_settings(settings_path), start_capture=False)
+    try:
+        next_id = 1_000
+        for (guild, channel), n in CHANNELS.items():
+            batch = [message(next_id + i, f"{TOPICS[i % len(TOPICS)]} (note {i})", guild, channel) for i in range(n)]
+            await memory.capture.write(batch)
+            next_id += n
+        await memory.store.set_opted_out(1, 555, True)
+        await memory.store.set_channel_enabled(2, 20, False)
+        engine = MigrationEngine(memory)
+        job = await engine.start(qwen3_target(tiny_dir), channel_ids=[10, 11], auto_swap=False, backup=False)
+        await engine.run(job.id)
+        assert await engine.swap(job.id, 10) == [10]
+        await memory.catalog.flush()
+    finally:
+        await memory.close()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, tiny_qwen3_dir) -> Path:
+    settings = write_settings(tmp_path_factory.mktemp("move-store-template"))
+    asyncio.run(build_memory(settings, tiny_qwen3_dir))
+    return settings.parent
+
+
+@pytest.fixture
+def bot(template, tmp_path) -> Path:
+    """The settings file of a fresh copy of the SQLite memory (each test may change its copy)."""
+    shutil.copytree(template, tmp_path / "bot")
+    return tmp_path / "bot" / "settings.json"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli(settings: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cogs.migration", "--settings", str(settings), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def snapshot(settings: Path, dsn: str) -> tuple[dict, dict]:
+    """Everything a move must carry, per store, in backend-neutral terms (space keys instead of ids)."""
+    source = await SQLiteStore.open(load_settings(settings).database_path)
+    dest = await PostgresStore.open(dsn)
+    try:
+        return await describe(source), await describe(dest)
+    finally:
+        await source.close()
+        await dest.close()
+
+
+async def describe(store) -> dict:
+    spaces = {s.id: s for s in await store.list_spaces()}
+    channels = {}
+    for state in await store.list_channels():
+        g, c = state.guild_id, state.channel_id
+        counts = await store.vector_counts(g, c)
+        channels[(g, c)] = {
+            "read": spaces[state.read_space_id].spec.key,
+            "writes": sorted(spaces[s].spec.key for s in state.write_space_ids),
+            "enabled": state.enabled,
+            "sums": {spaces[s].spec.key: await store.checksums(g, c, s) for s in counts},
+        }
+    return {
+        "spaces": {s.spec.key: s.spec for s in spaces.values()},
+        "channels": channels,
+        "opted_out": {g: await store.opted_out_users(g) for g in (1, 2)},
+    }
+
+
+async def progress(dsn: str) -> dict[str, int]:
+    """Per phase, how many rows have a cursor past 0 (empty while the table does not exist yet)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            rows = await conn.execute("SELECT phase, count(*) FROM move_store_progress WHERE cursor > 0 GROUP BY 1")
+            return dict(await rows.fetchall())
+    except psycopg.errors.UndefinedTable:
+        return {}
+
+
+def kill_when(proc: subprocess.Popen, dsn: str, phase: str, timeout: float = 60) -> bool:
+    """SIGKILL ``proc`` once ``phase`` has made progress; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if asyncio.run(progress(dsn)).get(phase):
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    raise AssertionError(f"move-store made no progress in {phase}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------- checksums
+
+
+async def test_sqlite_checksums_follow_the_postgres_definition(tmp_path):
+    store = await SQLiteStore.open(tmp_path / "memory.db")
+    try:
+        from cogs.memory.space import EmbeddingSpace
+
+        space = await store.ensure_space(EmbeddingSpace(model="test/space-a", dimension=8))
+        batch = [message(3, "third"), message(1, "first, with ünïcode"), message(2, "second", channel_id=11)]
+        await store.add_messages(batch)
+        v = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+        await store.put_vectors(space, batch, v)
+
+        sums = await store.checksums(1, 10, space.id)
+    finally:
+        await store.close()
+
+    expected_messages = hashlib.sha256(b"1\tfirst, with \xc3\xbcn\xc3\xafcode\n3\tthird\n").hexdigest()
+    expected_vectors = hashlib.sha256(
+        (1).to_bytes(8, "little", signed=True) + v[1].astype("<f4").tobytes()
+        + (3).to_bytes(8, "little", signed=True) + v[0].astype("<f4").tobytes()
+    ).hexdigest()  # fmt: skip
+    assert sums == {"messages": 2, "messages_sha": expected_messages, "vectors": 2, "vectors_sha": expected_vectors}
+
+
+# ---------------------------------------------------------------------------------------------- moving
+
+
+async def test_a_full_move_copies_everything_and_recall_finds_the_same_hits(bot, pg_dsn, make_settings, capsys):
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", make_conninfo(pg_dsn, password=PASSWORD))
+
+    assert code == 0, err
+    assert NEXT_STEP in out and "migration job history not moved (1 job(s))" in out
+    assert PASSWORD not in out + err and ":***@" in out
+    source, dest = await snapshot(bot, pg_dsn)
+    assert dest == source
+    assert [len(source["channels"][(1, c)]["sums"]) for c in (10, 11)] == [2, 2]  # two spaces were moved there
+    assert source["channels"][(1, 10)]["read"] != source["channels"][(1, 11)]["read"]
+    assert source["opted_out"][1] == {555} and not source["channels"][(2, 20)]["enabled"]
+
+    sqlite_memory = await Memory.open(load_settings(bot), start_capture=False)
+    pg_memory = await Memory.open(
+        make_settings(backend="postgres", database_url=pg_dsn), start_capture=False, services=sqlite_memory.services
+    )
+    try:
+        options = sqlite_memory.recall_options(hybrid=False, min_score=-1.0, k=3)  # the vectors, not BM25
+        for guild, channel in CHANNELS:
+            for query in QUERIES:
+                expected = await sqlite_memory.recaller.recall(guild, channel, query, options)
+                found = await pg_memory.recaller.recall(guild, channel, query, options)
+                assert [h.message.id for h in found] == [h.message.id for h in expected], (channel, query)
+    finally:
+        await pg_memory.close()
+        await sqlite_memory.close()
+
+
+def test_killed_twice_then_run_again_ends_with_an_identical_copy(bot, pg_dsn):
+    proc = cli(bot, "move-store", "--to", pg_dsn, "--batch-size", "1")
+    assert kill_when(proc, pg_dsn, "messages"), "move-store finished before it could be killed; make it longer"
+    proc = cli(bot, "move-store", "--to", pg_dsn, "--batch-size", "1")
+    assert kill_when(proc, pg_dsn, "vectors"), "move-store finished before it could be killed; make it longer"
+
+    proc = cli(bot, "move-store", "--to", pg_dsn, "--batch-size", "1")
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 0, err
+    assert "resuming an earlier move" in err and "moved" in out
+    source, dest = asyncio.run(snapshot(bot, pg_dsn))
+    assert dest == source
+
+
+async def test_a_second_run_copies_nothing_and_still_verifies(bot, pg_dsn, capsys):
+    assert run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)[0] == 0
+
+    code, out, err = run(capsys, "--settings", str(bot), "--json", "move-store", "--to", pg_dsn)
+
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["next"] == NEXT_STEP
+    assert report["messages_copied"] == 0 and set(report["vectors_copied"].values()) <= {0}
+    assert report["messages"] == sum(CHANNELS.values()) and report["channels"] == len(CHANNELS)
+    assert sorted(report["vectors"].values()) == [sum(CHANNELS.values()) - 20, sum(CHANNELS.values())]
+    assert report["resumed"] and "resuming an earlier move" in err
+
+
+async def test_what_changed_on_the_source_since_a_move_is_caught_up_by_running_it_again(bot, pg_dsn, capsys):
+    assert run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)[0] == 0
+    memory = await Memory.open(load_settings(bot))
+    try:  # the bot kept running on SQLite: an edit, a deletion, a new message and an old one captured late
+        edit = replace(message(1_000, "edited: the raid moved to ten", 1, 10), edited_at=1_800_000_000.0)
+        await memory.capture.write([edit, message(5_000, "brand new", 1, 11), message(500, "backfilled late", 1, 10)])
+        await memory.capture.delete([1_001], wait=True)
+    finally:
+        await memory.close()
+
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+    assert code == 0, out + err
+    source, dest = await snapshot(bot, pg_dsn)
+    assert dest == source
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+
+def test_an_unreachable_destination_is_refused_in_one_line_without_its_password(bot, capsys):
+    dsn = f"postgresql://bot:{PASSWORD}@127.0.0.1:{free_port()}/memory"
+
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", dsn)
+
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "cannot connect" in err and "127.0.0.1" in err and PASSWORD not in err
+
+
+async def test_a_destination_holding_another_memory_is_refused_and_left_untouched(bot, pg_dsn, capsys):
+    from cogs.memory.space import EmbeddingSpace
+
+    other = await PostgresStore.open(pg_dsn)
+    try:
+        space = await other.ensure_space(EmbeddingSpace(model="someone/else", dimension=16))
+        await other.ensure_channel(1, 10, space.id)
+
+        code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+        assert code == 1 and err.count("\n") == 1
+        assert "another memory" in err and "channel 10 of guild 1" in err and "Nothing was written" in err
+        assert [s.spec.key for s in await other.list_spaces()] == [space.spec.key]
+        assert [c.channel_id for c in await other.list_channels()] == [10]
+        assert (await other.fetchone("SELECT to_regclass('move_store_progress')"))[0] is None
+    finally:
+        await other.close()
+
+
+def test_a_memory_already_on_postgres_or_missing_is_refused(tmp_path, pg_dsn, capsys):
+    on_postgres = write_settings(tmp_path / "pg", backend="postgres", database_url=pg_dsn)
+    code, _, err = run(capsys, "--settings", str(on_postgres), "move-store", "--to", pg_dsn)
+    assert code == 1 and "already on postgres" in err
+
+    nothing = write_settings(tmp_path / "empty")
+    code, _, err = run(capsys, "--settings", str(nothing), "move-store", "--to", pg_dsn)
+    assert code == 1 and "no SQLite memory at" in err
+    assert not (tmp_path / "empty" / "data").exists()  # looking did not create an empty memory
