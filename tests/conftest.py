@@ -26,8 +26,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that uses the ``backend`` fixture (directly or through ``make_settings``-based fixtures
     marked with ``usefixtures("backend")``) runs once on SQLite + FAISS and once on Postgres + pgvector."""
     if "backend" in metafunc.fixturenames:
-        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("backend", BACKENDS[:1] if only_sqlite else BACKENDS, indirect=True)
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = BACKENDS[:1]
+        elif metafunc.definition.get_closest_marker("postgres_only"):
+            backends = BACKENDS[1:]
+        else:
+            backends = BACKENDS
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture

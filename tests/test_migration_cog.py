@@ -414,6 +414,31 @@ async def test_a_job_stopped_by_a_restart_waits_or_resumes_by_itself(make_settin
         await memory.close()
 
 
+@pytest.mark.postgres_only  # one SQLite memory belongs to one process: no other shard to take over
+async def test_a_shard_adopts_a_running_job_whose_process_died(make_settings, tiny_qwen3_dir, monkeypatch):
+    from cogs.migration import cog as cog_module
+
+    monkeypatch.setattr(cog_module, "ADOPT_EVERY_S", 0.05)
+    settings = cog_settings(make_settings, tiny_qwen3_dir)
+    async with running_harness(settings, extensions=EXTENSIONS) as harness:
+        await fill(harness, {0: 12, 1: 6})
+        # another shard process starts a job on the shared memory and dies before doing any work
+        other = await open_memory(settings)
+        try:
+            engine = MigrationEngine(other)
+            target = other.settings.memory.migration.target().embedding
+            report_to = {cog_module.REPORT_CHANNEL: harness.channel(0).id}  # as /migrate start records it
+            job = await engine.start(target, backup=False, guild_id=harness.guilds[0].id, options=report_to)
+            await engine.jobs.set_status(job.id, J.RUNNING)
+        finally:
+            await other.close()  # its connection goes, and with it any claim it held
+
+        await until(lambda: _finished(harness, job.id), timeout=60)
+        assert (await engine_of(harness).jobs.get(job.id)).status == J.COMPLETED
+        posted = await until(lambda: channel_texts(harness.channel(0)))
+        assert any(f"Migration #{job.id} lost its bot process and was resumed by this one" in t for t in posted)
+
+
 async def _progressed(harness: DiscordHarness, job_id: int, at_least: int) -> bool:
     return await done(harness, job_id) >= at_least
 
