@@ -23,10 +23,11 @@ from psycopg.conninfo import make_conninfo
 from cogs.memory.config import load_settings
 from cogs.memory.memory import Memory
 from cogs.memory.pg_store import PostgresStore
+from cogs.memory.space import EmbeddingSpace
 from cogs.memory.store import SQLiteStore
 from cogs.migration.__main__ import main
 from cogs.migration.engine import MigrationEngine
-from cogs.migration.move_store import NEXT_STEP
+from cogs.migration.move_store import NEXT_STEP, StoreMove
 from tests.factories import message
 from tests.test_migration_engine import TOPICS, qwen3_target
 
@@ -81,6 +82,7 @@ def bot(template, tmp_path) -> Path:
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """The command line in this process (main runs its own event loop: call it from synchronous tests)."""
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -164,8 +166,6 @@ def free_port() -> int:
 async def test_sqlite_checksums_follow_the_postgres_definition(tmp_path):
     store = await SQLiteStore.open(tmp_path / "memory.db")
     try:
-        from cogs.memory.space import EmbeddingSpace
-
         space = await store.ensure_space(EmbeddingSpace(model="test/space-a", dimension=8))
         batch = [message(3, "third"), message(1, "first, with ünïcode"), message(2, "second", channel_id=11)]
         await store.add_messages(batch)
@@ -187,29 +187,32 @@ async def test_sqlite_checksums_follow_the_postgres_definition(tmp_path):
 # ---------------------------------------------------------------------------------------------- moving
 
 
-async def test_a_full_move_copies_everything_and_recall_finds_the_same_hits(bot, pg_dsn, make_settings, capsys):
+def test_a_full_move_copies_everything_and_recall_finds_the_same_hits(bot, pg_dsn, make_settings, capsys):
     code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", make_conninfo(pg_dsn, password=PASSWORD))
 
     assert code == 0, err
     assert NEXT_STEP in out and "migration job history not moved (1 job(s))" in out
     assert PASSWORD not in out + err and ":***@" in out
-    source, dest = await snapshot(bot, pg_dsn)
+    source, dest = asyncio.run(snapshot(bot, pg_dsn))
     assert dest == source
     assert [len(source["channels"][(1, c)]["sums"]) for c in (10, 11)] == [2, 2]  # two spaces were moved there
     assert source["channels"][(1, 10)]["read"] != source["channels"][(1, 11)]["read"]
     assert source["opted_out"][1] == {555} and not source["channels"][(2, 20)]["enabled"]
+    asyncio.run(same_recall(load_settings(bot), make_settings(backend="postgres", database_url=pg_dsn)))
 
-    sqlite_memory = await Memory.open(load_settings(bot), start_capture=False)
-    pg_memory = await Memory.open(
-        make_settings(backend="postgres", database_url=pg_dsn), start_capture=False, services=sqlite_memory.services
-    )
+
+async def same_recall(sqlite_settings, pg_settings) -> None:
+    """Dense recall (the moved vectors, not BM25, which differs by backend) finds the same top hits."""
+    sqlite_memory = await Memory.open(sqlite_settings, start_capture=False)
+    pg_memory = await Memory.open(pg_settings, start_capture=False, services=sqlite_memory.services)
     try:
-        options = sqlite_memory.recall_options(hybrid=False, min_score=-1.0, k=3)  # the vectors, not BM25
+        options = sqlite_memory.recall_options(hybrid=False, min_score=-1.0, k=3)
         for guild, channel in CHANNELS:
             for query in QUERIES:
                 expected = await sqlite_memory.recaller.recall(guild, channel, query, options)
                 found = await pg_memory.recaller.recall(guild, channel, query, options)
                 assert [h.message.id for h in found] == [h.message.id for h in expected], (channel, query)
+                assert len(found) == 3
     finally:
         await pg_memory.close()
         await sqlite_memory.close()
@@ -230,7 +233,7 @@ def test_killed_twice_then_run_again_ends_with_an_identical_copy(bot, pg_dsn):
     assert dest == source
 
 
-async def test_a_second_run_copies_nothing_and_still_verifies(bot, pg_dsn, capsys):
+def test_a_second_run_copies_nothing_and_still_verifies(bot, pg_dsn, capsys):
     assert run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)[0] == 0
 
     code, out, err = run(capsys, "--settings", str(bot), "--json", "move-store", "--to", pg_dsn)
@@ -243,21 +246,78 @@ async def test_a_second_run_copies_nothing_and_still_verifies(bot, pg_dsn, capsy
     assert report["resumed"] and "resuming an earlier move" in err
 
 
-async def test_what_changed_on_the_source_since_a_move_is_caught_up_by_running_it_again(bot, pg_dsn, capsys):
+def test_what_changed_on_the_source_since_a_move_is_caught_up_by_running_it_again(bot, pg_dsn, capsys):
     assert run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)[0] == 0
-    memory = await Memory.open(load_settings(bot))
-    try:  # the bot kept running on SQLite: an edit, a deletion, a new message and an old one captured late
+    asyncio.run(keep_the_bot_running(bot))
+
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+    assert code == 0, out + err
+    assert "repaired: channel 10 of guild 1: messages differ" in out
+    source, dest = asyncio.run(snapshot(bot, pg_dsn))
+    assert dest == source
+
+
+async def keep_the_bot_running(settings: Path) -> None:
+    """The bot kept running on SQLite: an edit, a deletion, a new message and an old one captured late."""
+    memory = await Memory.open(load_settings(settings))
+    try:
         edit = replace(message(1_000, "edited: the raid moved to ten", 1, 10), edited_at=1_800_000_000.0)
         await memory.capture.write([edit, message(5_000, "brand new", 1, 11), message(500, "backfilled late", 1, 10)])
         await memory.capture.delete([1_001], wait=True)
     finally:
         await memory.close()
 
-    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
 
-    assert code == 0, out + err
-    source, dest = await snapshot(bot, pg_dsn)
+def test_a_copy_that_differs_fails_naming_the_channel_and_the_next_run_repairs_it(bot, pg_dsn, capsys, monkeypatch):
+    assert run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)[0] == 0
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a vector lost on the destination
+        space_id, key = conn.execute("SELECT id, key FROM spaces WHERE key LIKE 'Qwen3%'").fetchone()
+        conn.execute(f"DELETE FROM space_vectors_{space_id} WHERE message_id = (SELECT min(message_id) FROM "
+                     f"space_vectors_{space_id} WHERE channel_id = 11)")  # fmt: skip
+
+    async def source_keeps_changing(self, check, state):
+        return check
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StoreMove, "_repair", source_keeps_changing)
+        code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+    assert code == 1 and NEXT_STEP not in out
+    assert f"MISMATCH: channel 11 of guild 1: vectors of space {key} differ (source 30, destination 29)" in out
+    assert "run move-store again" in out
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+    assert code == 0 and "repaired: channel 11 of guild 1: vectors" in out
+    source, dest = asyncio.run(snapshot(bot, pg_dsn))
     assert dest == source
+
+
+def test_a_halfvec_space_moves_verified_by_count_to_the_dsn_of_the_environment(tmp_path, pg_dsn, capsys, monkeypatch):
+    settings = write_settings(tmp_path / "wide")
+    asyncio.run(wide_memory(load_settings(settings).database_path))
+    monkeypatch.setenv("MEMORY_DATABASE_URL", pg_dsn)
+
+    code, out, err = run(capsys, "--settings", str(settings), "move-store")
+
+    assert code == 0, err
+    assert "stored as halfvec (float16)" in out and "compared by count" in out
+    source, dest = asyncio.run(snapshot(settings, pg_dsn))
+    (wide_key,) = dest["spaces"]
+    assert dest["channels"][(1, 10)]["sums"][wide_key]["vectors"] == 5
+    assert dest["channels"][(1, 10)]["sums"][wide_key]["vectors_sha"] is None  # float16: no bitwise digest
+
+
+async def wide_memory(path: Path) -> None:
+    """A SQLite memory of one channel in a 2048-d space (wider than pgvector's float32 HNSW limit)."""
+    store = await SQLiteStore.open(path)
+    try:
+        space = await store.ensure_space(EmbeddingSpace(model="test/wide", dimension=2048))
+        await store.ensure_channel(1, 10, space.id)
+        batch = [message(i, f"wide {i}") for i in range(1, 6)]
+        await store.add_messages(batch)
+        await store.put_vectors(space, batch, np.random.default_rng(1).standard_normal((5, 2048)))
+    finally:
+        await store.close()
 
 
 # ---------------------------------------------------------------------------------------------- refusals
@@ -272,23 +332,27 @@ def test_an_unreachable_destination_is_refused_in_one_line_without_its_password(
     assert "cannot connect" in err and "127.0.0.1" in err and PASSWORD not in err
 
 
-async def test_a_destination_holding_another_memory_is_refused_and_left_untouched(bot, pg_dsn, capsys):
-    from cogs.memory.space import EmbeddingSpace
+def test_a_destination_holding_another_memory_is_refused_and_left_untouched(bot, pg_dsn, capsys):
+    other_space = asyncio.run(another_memory_in_channel_10(pg_dsn))
 
-    other = await PostgresStore.open(pg_dsn)
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+    assert code == 1 and err.count("\n") == 1
+    assert "another memory" in err and "channel 10 of guild 1" in err and "Nothing was written" in err
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT key FROM spaces").fetchall() == [(other_space,)]
+        assert conn.execute("SELECT channel_id FROM channels").fetchall() == [(10,)]
+        assert conn.execute("SELECT to_regclass('move_store_progress')").fetchone() == (None,)
+
+
+async def another_memory_in_channel_10(dsn: str) -> str:
+    store = await PostgresStore.open(dsn)
     try:
-        space = await other.ensure_space(EmbeddingSpace(model="someone/else", dimension=16))
-        await other.ensure_channel(1, 10, space.id)
-
-        code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
-
-        assert code == 1 and err.count("\n") == 1
-        assert "another memory" in err and "channel 10 of guild 1" in err and "Nothing was written" in err
-        assert [s.spec.key for s in await other.list_spaces()] == [space.spec.key]
-        assert [c.channel_id for c in await other.list_channels()] == [10]
-        assert (await other.fetchone("SELECT to_regclass('move_store_progress')"))[0] is None
+        space = await store.ensure_space(EmbeddingSpace(model="someone/else", dimension=16))
+        await store.ensure_channel(1, 10, space.id)
+        return space.spec.key
     finally:
-        await other.close()
+        await store.close()
 
 
 def test_a_memory_already_on_postgres_or_missing_is_refused(tmp_path, pg_dsn, capsys):
@@ -300,3 +364,11 @@ def test_a_memory_already_on_postgres_or_missing_is_refused(tmp_path, pg_dsn, ca
     code, _, err = run(capsys, "--settings", str(nothing), "move-store", "--to", pg_dsn)
     assert code == 1 and "no SQLite memory at" in err
     assert not (tmp_path / "empty" / "data").exists()  # looking did not create an empty memory
+
+
+def test_no_destination_is_a_usage_error(bot, capsys, monkeypatch):
+    monkeypatch.delenv("MEMORY_DATABASE_URL", raising=False)
+
+    code, _, err = run(capsys, "--settings", str(bot), "move-store")
+
+    assert code == 2 and "--to postgresql://" in err and err.count("\n") == 1

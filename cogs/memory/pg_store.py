@@ -45,6 +45,7 @@ from .pg_schema import (
 )
 from .records import ChannelState, SpaceRecord, StoredMessage
 from .space import EmbeddingSpace
+from .store import vectors_digest  # the checksums' vector part, shared with SQLiteStore
 from .text import fts_document
 
 T = TypeVar("T")
@@ -1078,13 +1079,6 @@ class PostgresStore:
             return result
 
         return await self.run_in_transaction(digest, isolation="REPEATABLE READ, READ ONLY")
-
-
-def vectors_digest(ids: np.ndarray, vectors: np.ndarray) -> str:
-    """sha256 over (id as int64 LE, vector as float32 LE) rows in the given order: the checksums' vector part."""
-    rows = np.empty(len(ids), dtype=[("id", "<i8"), ("vector", "<f4", (vectors.shape[1],))])
-    rows["id"], rows["vector"] = ids, vectors
-    return hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 async def _upgrade_schema(conn: psycopg.AsyncConnection, server: str) -> None:

@@ -9,11 +9,13 @@ short-lived read-only connection in a worker thread, so the event loop never dec
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import numpy as np
@@ -520,6 +522,48 @@ class SQLiteStore:
             (guild_id, channel_id),
         )
         return {r[0]: r[1] for r in rows}
+
+    # ------------------------------------------------------------------ checksums
+    async def checksums(self, guild_id: int, channel_id: int, space_id: int | None = None) -> dict[str, Any]:
+        """Counts and sha256 digests of a channel's messages (and vectors in ``space_id``).
+
+        The definition of :meth:`PostgresStore.checksums`, so a move between backends can be checked
+        end to end: ``messages_sha`` hashes ``f"{id}\\t{content}\\n"`` per message by id, ``vectors_sha``
+        is :func:`vectors_digest` of the vectors by message id. Messages are hashed in a worker thread
+        from a read-only connection, vectors come through :meth:`load_vectors`; the two reads are two
+        snapshots, so a bot writing meanwhile can make them disagree (a move verifies again).
+        """
+        messages, messages_sha = await asyncio.to_thread(self._messages_digest_sync, guild_id, channel_id)
+        result: dict[str, Any] = {"messages": messages, "messages_sha": messages_sha, "vectors": 0, "vectors_sha": None}
+        if space_id is not None:
+            ids, vectors, _ = await self.load_vectors(await self.get_space(space_id), guild_id, channel_id)
+            result["vectors"] = len(ids)
+            result["vectors_sha"] = await asyncio.to_thread(vectors_digest, ids, vectors)
+        return result
+
+    def _messages_digest_sync(self, guild_id: int, channel_id: int) -> tuple[int, str]:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            count, digest = 0, hashlib.sha256()
+            for message_id, content in conn.execute(
+                "SELECT id, content FROM messages WHERE guild_id = ? AND channel_id = ? ORDER BY id",
+                (guild_id, channel_id),
+            ):
+                count += 1
+                digest.update(f"{message_id}\t{content}\n".encode())
+            return count, digest.hexdigest()
+        finally:
+            conn.close()
+
+
+def vectors_digest(ids: np.ndarray, vectors: np.ndarray) -> str:
+    """sha256 over (id as int64 LE, vector as float32 LE) rows in the given order: the checksums' vector part.
+
+    Shared by both backends' ``checksums``, so the same vectors give the same digest on either.
+    """
+    rows = np.empty(len(ids), dtype=[("id", "<i8"), ("vector", "<f4", (vectors.shape[1],))])
+    rows["id"], rows["vector"] = ids, vectors
+    return hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 _STATS_SQL = """

@@ -1,7 +1,8 @@
 """Command line face of the migration engine: ``python -m cogs.migration COMMAND``.
 
 The same operations as the admin cog: check, plan, migrate, status, pause, resume, cancel,
-verify, swap, rollback, finalize, plus restore from a backup and a list of backups. The flags of
+verify, swap, rollback, finalize, plus restore from a backup, a list of backups, and move-store (copy
+the SQLite memory to PostgreSQL + pgvector without re-embedding). The flags of
 the well-known scripts work too: ``--check-only``, ``--dry-run``, ``--migrate``, ``--verify``
 (migrate_to_qwen3.py) and ``--backup-path`` (rollback_migration.py).
 Exit codes: 0 done, 1 a check/verify/migration failed, 2 bad usage or settings.
@@ -91,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a backup (the bot must be stopped)")
     p.add_argument("--backup-path", type=Path, required=True)
     sub.add_parser("backups", help="list backups and whether they are intact")
+    p = sub.add_parser(
+        "move-store", help="copy the SQLite memory to PostgreSQL + pgvector without re-embedding, then verify"
+    )
+    p.add_argument(
+        "--to",
+        default=None,
+        metavar="DSN",
+        help="postgresql://user:password@host:5432/dbname (default: $MEMORY_DATABASE_URL, memory_system.database_url)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="rows per bulk copy (default 1000)")
     return parser
 
 
@@ -160,6 +171,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "check":
         return await _check(args, settings)
+    if args.command == "move-store":
+        return await _move_store(args, settings)
 
     from cogs.memory.memory import Memory
 
@@ -246,6 +259,35 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
     emit(args, [c.to_dict() if hasattr(c, "to_dict") else vars(c) for c in checks], render_checks(checks))
     return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+async def _move_store(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy and verify; 1 when the copy differs from the source (the report says what to run next)."""
+    from tqdm import tqdm
+
+    from .move_store import BATCH_ROWS, destination_dsn, move_store
+
+    quiet = args.json or not sys.stderr.isatty()
+
+    def bar(phase: str, total: int) -> tqdm:
+        return tqdm(
+            total=total,
+            desc=phase,
+            unit="msg" if phase == "messages" else "vec",
+            disable=quiet,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+
+    report = await move_store(
+        settings,
+        destination_dsn(args.to, settings),
+        batch_rows=args.batch_size or BATCH_ROWS,
+        bars=bar,
+        notify=lambda line: print(line, file=sys.stderr),
+    )
+    emit(args, report.to_dict(), report.render())
+    return 0 if report.passed else 1
 
 
 async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resume: bool = False) -> int:
