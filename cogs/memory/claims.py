@@ -86,6 +86,9 @@ class AdvisoryClaims:
     async def close(self) -> None:
         async with self._lock:
             if self._conn is not None and not self._conn.closed:
-                await self._conn.close()  # releases every lock this process held
+                try:  # now, not whenever the server reaps the session: a successor may be waiting
+                    await self._conn.execute("SELECT pg_advisory_unlock_all()")
+                finally:
+                    await self._conn.close()
             self._conn = None
             self._held.clear()
