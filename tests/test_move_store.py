@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from cogs.memory.claims import AdvisoryClaims
 from cogs.memory.config import load_settings
 from cogs.memory.memory import Memory
 from cogs.memory.pg_store import PostgresStore
@@ -353,6 +354,17 @@ async def another_memory_in_channel_10(dsn: str) -> str:
         return space.spec.key
     finally:
         await store.close()
+
+
+def test_a_second_move_store_into_the_same_destination_waits_its_turn(bot, pg_dsn, capsys):
+    running = AdvisoryClaims(pg_dsn)
+    assert asyncio.run(running.try_claim("move-store"))  # what a running move-store holds
+
+    code, out, err = run(capsys, "--settings", str(bot), "move-store", "--to", pg_dsn)
+
+    assert code == 1 and "another move-store into" in err and "is running" in err
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (0,)
 
 
 def test_a_memory_already_on_postgres_or_missing_is_refused(tmp_path, pg_dsn, capsys):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from cogs.memory.claims import AdvisoryClaims
 from cogs.memory.config import Settings
 from cogs.memory.errors import SettingsError, UserFacingError
 from cogs.memory.pg_schema import HALFVEC_ABOVE
@@ -196,9 +197,15 @@ async def move_store(
     source = await SQLiteStore.open(path)
     try:
         dest = await PostgresStore.open(dsn, max_size=4)
+        claims = AdvisoryClaims(dsn)  # one move-store per destination; a killed one's lock goes with its connection
         try:
+            if not await claims.try_claim("move-store"):
+                raise MoveRefused(
+                    f"another move-store into {dest.where} is running; let it finish (or stop it), then run again"
+                )
             report = await StoreMove(source, dest, str(path.resolve()), batch_rows, bars, notify).run()
         finally:
+            await claims.close()
             await dest.close()
     finally:
         await source.close()
