@@ -43,6 +43,7 @@ from .pg_schema import (
     space_table_script,
     vector_type,
 )
+from .portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from .records import ChannelState, SpaceRecord, StoredMessage
 from .space import EmbeddingSpace
 from .store import vectors_digest  # the checksums' vector part, shared with SQLiteStore
@@ -50,7 +51,6 @@ from .text import fts_document
 
 T = TypeVar("T")
 
-MESSAGE_COLUMNS = "id, guild_id, channel_id, author_id, author_name, content, created_at, edited_at"
 RETRY_ATTEMPTS = 5
 BULK_ROWS = 64  # from this many vectors on, put_vectors goes through COPY instead of executemany
 THREAD_ROWS = 4096  # numpy packing of more rows than this runs in a worker thread
@@ -184,10 +184,6 @@ async def _off_loop(rows: int, fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-def _message(row: Sequence) -> StoredMessage:
-    return StoredMessage(*row)
-
-
 def _message_row(m: StoredMessage) -> tuple:
     """The values of :data:`MESSAGE_COLUMNS`, in order."""
     return (m.id, m.guild_id, m.channel_id, m.author_id, m.author_name, m.content, m.created_at, m.edited_at)
@@ -237,7 +233,7 @@ class PgTransaction:
 # ---------------------------------------------------------------------------------------------- the store
 
 
-class PostgresStore:
+class PostgresStore(PortableReads):
     """The shared backend. Open with :meth:`open`; every method is a coroutine safe to call concurrently,
     from any number of processes."""
 
@@ -441,16 +437,6 @@ class PostgresStore:
             return SpaceRecord(row[0], spec)
         return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
 
-    async def get_space(self, space_id: int) -> SpaceRecord:
-        row = await self._fetchone("SELECT id, spec FROM spaces WHERE id = %s", (space_id,))
-        if row is None:
-            raise StoreError(f"embedding space {space_id} does not exist")
-        return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
-
-    async def list_spaces(self) -> list[SpaceRecord]:
-        rows = await self._fetchall("SELECT id, spec FROM spaces ORDER BY id")
-        return [SpaceRecord(r[0], EmbeddingSpace.from_json(r[1])) for r in rows]
-
     async def _execute(self, query: str | sql.Composable, params: Sequence = ()) -> int:
         """One statement in its own transaction; returns its row count."""
 
@@ -595,7 +581,7 @@ class PostgresStore:
             rows = await self._returning(
                 f"DELETE FROM messages WHERE id = ANY(%s) RETURNING {MESSAGE_COLUMNS}", (ids[start : start + 1000],)
             )
-            deleted.extend(_message(r) for r in sorted(rows))
+            deleted.extend(message_of(r) for r in sorted(rows))
         return deleted
 
     async def _returning(self, query: str, params: Sequence) -> list[tuple]:
@@ -603,12 +589,6 @@ class PostgresStore:
             return await (await conn.execute(query, params)).fetchall()
 
         return await self.run_in_transaction(run)
-
-    async def author_message_ids(self, guild_id: int, author_id: int) -> list[int]:
-        rows = await self._fetchall(
-            "SELECT id FROM messages WHERE guild_id = %s AND author_id = %s ORDER BY id", (guild_id, author_id)
-        )
-        return [r[0] for r in rows]
 
     async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
         """Stop (or resume) capturing a member's messages in a guild (/memory forget-me, remember-me)."""
@@ -620,52 +600,9 @@ class PostgresStore:
         else:
             await self._execute("DELETE FROM opted_out_users WHERE guild_id = %s AND user_id = %s", (guild_id, user_id))
 
-    async def opted_out_users(self, guild_id: int) -> set[int]:
-        rows = await self._fetchall("SELECT user_id FROM opted_out_users WHERE guild_id = %s", (guild_id,))
-        return {r[0] for r in rows}
-
     async def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
         rows = await self._fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY(%s)", (list(message_ids),))
-        return {r[0]: _message(r) for r in rows}
-
-    async def scroll_messages(
-        self, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256, up_to_id: int = 2**63 - 1
-    ) -> list[StoredMessage]:
-        """The channel's messages with ``after_id`` < id <= ``up_to_id``, oldest first (the cursor order)."""
-        rows = await self._fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE guild_id = %s AND channel_id = %s AND id > %s "
-            "AND id <= %s ORDER BY id LIMIT %s",
-            (guild_id, channel_id, after_id, up_to_id, limit),
-        )
-        return [_message(r) for r in rows]
-
-    async def sample_messages(self, guild_id: int, channel_id: int, n: int) -> list[StoredMessage]:
-        """Up to ``n`` random messages of the channel (for verification queries)."""
-        rows = await self._fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE guild_id = %s AND channel_id = %s ORDER BY random() "
-            "LIMIT %s",
-            (guild_id, channel_id, n),
-        )
-        return [_message(r) for r in rows]
-
-    async def newest_message_id(self, guild_id: int, channel_id: int) -> int:
-        row = await self._fetchone(
-            "SELECT MAX(id) FROM messages WHERE guild_id = %s AND channel_id = %s", (guild_id, channel_id)
-        )
-        return int(row[0] or 0)
-
-    async def count_messages(self, guild_id: int, channel_id: int) -> int:
-        row = await self._fetchone(
-            "SELECT COUNT(*) FROM messages WHERE guild_id = %s AND channel_id = %s", (guild_id, channel_id)
-        )
-        return int(row[0])
-
-    async def message_channels(self) -> list[tuple[int, int, int]]:
-        """(guild, channel, message count) of every channel holding messages."""
-        rows = await self._fetchall(
-            "SELECT guild_id, channel_id, COUNT(*) FROM messages GROUP BY guild_id, channel_id ORDER BY 3, 1, 2"
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return {r[0]: message_of(r) for r in rows}
 
     async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
         """Full-text candidates of one channel: (message id, ts_rank), best first; higher is better."""
@@ -854,7 +791,7 @@ class PostgresStore:
             ).format(sql.Identifier(space_table(space_id))),
             (guild_id, channel_id, after_id, up_to_id, limit),
         )
-        return [_message(r) for r in rows]
+        return [message_of(r) for r in rows]
 
     async def get_vectors(self, space_id: int, message_ids: Sequence[int]) -> dict[int, np.ndarray]:
         rows = await self._fetchall(

@@ -21,17 +21,13 @@ import aiosqlite
 import numpy as np
 
 from .errors import DimensionMismatch, StoreError, StoreLocked
+from .portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from .records import ChannelState, SpaceRecord, StoredMessage
 from .schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from .space import EmbeddingSpace
 from .text import fts_document, fts_query
 
 BUSY_TIMEOUT_MS = 5000
-_MESSAGE_COLUMNS = "id, guild_id, channel_id, author_id, author_name, content, created_at, edited_at"
-
-
-def _message(row: Sequence) -> StoredMessage:
-    return StoredMessage(*row)
 
 
 def _placeholders(n: int) -> str:
@@ -42,7 +38,7 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc).lower() or "busy" in str(exc).lower()
 
 
-class SQLiteStore:
+class SQLiteStore(PortableReads):
     """The embedded backend. Open with :meth:`open`; every method is a coroutine safe to call concurrently."""
 
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
@@ -165,16 +161,6 @@ class SQLiteStore:
             return SpaceRecord(row[0], spec)
         return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
 
-    async def get_space(self, space_id: int) -> SpaceRecord:
-        row = await self.fetchone("SELECT id, spec FROM spaces WHERE id = ?", (space_id,))
-        if row is None:
-            raise StoreError(f"embedding space {space_id} does not exist")
-        return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
-
-    async def list_spaces(self) -> list[SpaceRecord]:
-        rows = await self.fetchall("SELECT id, spec FROM spaces ORDER BY id")
-        return [SpaceRecord(r[0], EmbeddingSpace.from_json(r[1])) for r in rows]
-
     # ------------------------------------------------------------------ channels
     async def get_channel(self, guild_id: int, channel_id: int) -> ChannelState | None:
         row = await self.fetchone(
@@ -283,7 +269,7 @@ class SQLiteStore:
                 await db.execute(f"DELETE FROM embeddings WHERE message_id IN ({_placeholders(len(stale))})", stale)
                 await db.execute(f"DELETE FROM messages_fts WHERE rowid IN ({_placeholders(len(stale))})", stale)
             await db.executemany(
-                f"INSERT INTO messages({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                f"INSERT INTO messages({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET content = excluded.content, edited_at = excluded.edited_at, "
                 "author_name = excluded.author_name",
                 [
@@ -306,18 +292,12 @@ class SQLiteStore:
             async with self.transaction() as db:
                 rows = await (
                     await db.execute(
-                        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
+                        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
                     )
                 ).fetchall()
                 await db.execute(f"DELETE FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk)
-            deleted.extend(_message(r) for r in rows)
+            deleted.extend(message_of(r) for r in rows)
         return deleted
-
-    async def author_message_ids(self, guild_id: int, author_id: int) -> list[int]:
-        rows = await self.fetchall(
-            "SELECT id FROM messages WHERE guild_id = ? AND author_id = ? ORDER BY id", (guild_id, author_id)
-        )
-        return [r[0] for r in rows]
 
     async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
         """Stop (or resume) capturing a member's messages in a guild (/memory forget-me, remember-me)."""
@@ -330,58 +310,16 @@ class SQLiteStore:
             else:
                 await db.execute("DELETE FROM opted_out_users WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
 
-    async def opted_out_users(self, guild_id: int) -> set[int]:
-        rows = await self.fetchall("SELECT user_id FROM opted_out_users WHERE guild_id = ?", (guild_id,))
-        return {r[0] for r in rows}
-
     async def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
         ids = list(message_ids)
         found: dict[int, StoredMessage] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = await self.fetchall(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
             )
-            found.update((r[0], _message(r)) for r in rows)
+            found.update((r[0], message_of(r)) for r in rows)
         return found
-
-    async def scroll_messages(
-        self, guild_id: int, channel_id: int, after_id: int = 0, limit: int = 256, up_to_id: int = 2**63 - 1
-    ) -> list[StoredMessage]:
-        """The channel's messages with ``after_id`` < id <= ``up_to_id``, oldest first (the cursor order)."""
-        rows = await self.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? AND id > ? AND id <= ? "
-            "ORDER BY id LIMIT ?",
-            (guild_id, channel_id, after_id, up_to_id, limit),
-        )
-        return [_message(r) for r in rows]
-
-    async def sample_messages(self, guild_id: int, channel_id: int, n: int) -> list[StoredMessage]:
-        """Up to ``n`` random messages of the channel (for verification queries)."""
-        rows = await self.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? ORDER BY random() LIMIT ?",
-            (guild_id, channel_id, n),
-        )
-        return [_message(r) for r in rows]
-
-    async def newest_message_id(self, guild_id: int, channel_id: int) -> int:
-        row = await self.fetchone(
-            "SELECT MAX(id) FROM messages WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
-        )
-        return int(row[0] or 0)
-
-    async def count_messages(self, guild_id: int, channel_id: int) -> int:
-        row = await self.fetchone(
-            "SELECT COUNT(*) FROM messages WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
-        )
-        return int(row[0])
-
-    async def message_channels(self) -> list[tuple[int, int, int]]:
-        """(guild, channel, message count) of every channel holding messages."""
-        rows = await self.fetchall(
-            "SELECT guild_id, channel_id, COUNT(*) FROM messages GROUP BY guild_id, channel_id ORDER BY 3, 1, 2"
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
 
     async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
         """BM25 candidates of one channel: (message id, score), best first; higher is better."""
@@ -464,12 +402,12 @@ class SQLiteStore:
     ) -> list[StoredMessage]:
         """Messages of the channel with ``after_id`` < id <= ``up_to_id`` lacking a vector in ``space_id``."""
         rows = await self.fetchall(
-            f"SELECT {', '.join('m.' + c.strip() for c in _MESSAGE_COLUMNS.split(','))} FROM messages m "
+            f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))} FROM messages m "
             "WHERE m.guild_id = ? AND m.channel_id = ? AND m.id > ? AND m.id <= ? AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id) ORDER BY m.id LIMIT ?",
             (guild_id, channel_id, after_id, up_to_id, space_id, limit),
         )
-        return [_message(r) for r in rows]
+        return [message_of(r) for r in rows]
 
     async def get_vectors(self, space_id: int, message_ids: Sequence[int]) -> dict[int, np.ndarray]:
         rows = await self.fetchall(
