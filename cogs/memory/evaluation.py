@@ -475,6 +475,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also study cosine floors (comma-separated; bare flag: %(const)s) on the hybrid stage",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="build the memory here (default: a temp dir)")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="build the memory in this (empty) PostgreSQL + pgvector database instead of SQLite + FAISS",
+    )
 
 
 def _settings(args: argparse.Namespace, data_dir: Path) -> Settings:
@@ -485,11 +490,13 @@ def _settings(args: argparse.Namespace, data_dir: Path) -> Settings:
         overrides["embedding_dimension"] = args.dimension
     if args.reranker_path:
         overrides["reranker_path"] = str(Path(args.reranker_path).expanduser().resolve())
+    backend = {"backend": "postgres", "database_url": args.database_url} if args.database_url else {}
     return default_settings(
         profile=args.profile,
         cpu_only_mode=bool(args.cpu),
         paths={"data_dir": str(data_dir)},
         model_overrides=overrides,
+        **backend,
     )
 
 
