@@ -74,6 +74,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench.recall_pipeline import perturb, sample_texts  # noqa: E402  (the same 100k-message corpus)
 from cogs.memory.config import ModelOverrides, default_settings, resolve_profile  # noqa: E402
 from cogs.memory.device import DevicePolicy  # noqa: E402
 from cogs.memory.embedding import EmbeddingServices  # noqa: E402
@@ -92,8 +93,6 @@ FIRST_ID = 1_345_307_535_212_675_072
 WRITE_BATCH = 2000
 NOISE = 0.01  # per-dimension sigma of the noise added to a copy's vector (cosine to the original ~0.98)
 TICK = 0.010
-PREFIXES = ("", "", "btw ", "ok so ", "lol ", "hmm ", "fwiw ", "yeah ", "哈哈 ", "其实 ")
-SUFFIXES = ("", "", " lol", " !!", " (edited)", " 😂", " imo", " 吧", " right?", " tbh")
 LATENCIES = ("pipeline", "dense", "bm25", "vector search")
 
 
@@ -107,21 +106,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- the data
-
-
-def sample_texts() -> list[str]:
-    texts = [json.loads(line)["content"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
-    return list(dict.fromkeys(t for t in texts if t.strip()))
-
-
-def perturb(text: str, rng: random.Random) -> str:
-    words = text.split(" ")
-    if len(words) > 3 and rng.random() < 0.3:
-        del words[rng.randrange(len(words))]
-    if len(words) > 3 and rng.random() < 0.3:
-        i = rng.randrange(len(words) - 1)
-        words[i], words[i + 1] = words[i + 1], words[i]
-    return rng.choice(PREFIXES) + " ".join(words) + rng.choice(SUFFIXES)
 
 
 @dataclass(frozen=True)
