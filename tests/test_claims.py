@@ -75,3 +75,27 @@ async def test_a_killed_holder_frees_its_claim(pg_dsn):
     finally:
         holder.kill()
         await claims.close()
+
+
+@pytest.mark.postgres
+async def test_a_claim_whose_connection_the_server_dropped_is_no_longer_held(pg_dsn):
+    import psycopg
+
+    claims = AdvisoryClaims(pg_dsn)
+    try:
+        assert await claims.try_claim("job", 5) and await claims.holds("job", 5)
+        pid = claims._conn.info.backend_pid
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert not await claims.holds("job", 5)  # the runner stops instead of racing whoever adopts the job
+        assert await claims.try_claim("job", 5)  # a new session can claim it again
+    finally:
+        await claims.close()
+
+
+async def test_local_claims_know_what_they_hold():
+    claims = LocalClaims()
+    assert not await claims.holds("job", 3)
+    assert await claims.try_claim("job", 3) and await claims.holds("job", 3)
+    await claims.release("job", 3)
+    assert not await claims.holds("job", 3)

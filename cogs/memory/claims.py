@@ -42,6 +42,9 @@ class LocalClaims:
     async def release(self, *parts: object) -> None:
         self._held.discard(claim_key(*parts))
 
+    async def holds(self, *parts: object) -> bool:
+        return claim_key(*parts) in self._held
+
     async def close(self) -> None:
         self._held.clear()
 
@@ -82,6 +85,26 @@ class AdvisoryClaims:
                 return
             await self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             self._held.discard(key)
+
+    async def holds(self, *parts: object) -> bool:
+        """Still ours: a session lock lives as long as its connection, so a live connection means held.
+
+        A connection the server or the network dropped lost every lock with it, and another process
+        may already have adopted the job: the runner checks this before each batch and each swap.
+        """
+        import psycopg
+
+        key = claim_key(*parts)
+        async with self._lock:
+            if key not in self._held or self._conn is None or self._conn.closed:
+                return False
+            try:
+                await self._conn.execute("SELECT 1")
+            except psycopg.Error:
+                log.warning("the connection holding migration claims was lost; so were the claims")
+                self._held.clear()
+                return False
+            return True
 
     async def close(self) -> None:
         async with self._lock:

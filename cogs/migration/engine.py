@@ -482,6 +482,10 @@ class MigrationEngine:
         return fitted
 
     async def _stop_requested(self, job_id: int) -> bool:
+        """Paused or cancelled by an admin, or this process no longer holds the job (another adopts it)."""
+        if not await self.memory.claims.holds("job", job_id):
+            log.warning("migration #%d: this process lost its claim; stopping here for whoever adopts it", job_id)
+            return True
         status = (await self.jobs.get(job_id)).status
         return status in (J.PAUSED, J.CANCELLED)
 
@@ -539,6 +543,8 @@ class MigrationEngine:
             logger.info("channel %d verified: %s", c, report.summary())
             ch.status = J.VERIFIED
         if ch.status == J.VERIFIED and job.options.get("auto_swap", True):
+            if not await self.memory.claims.holds("job", job.id):  # another process may be swapping it now
+                return False
             await self._swap_channel(job, g, c, target.id, logger)
         return True
 
