@@ -267,7 +267,7 @@ async def test_scores_are_cosine_similarities_like_faiss_inner_products(store):
     assert ids[:, 0].tolist() == [1, 2] and (ids[:, 20:] == -1).all() and np.isneginf(scores[:, 20:]).all()
     np.testing.assert_allclose(scores[0, :20], np.sort(v @ v[0])[::-1], atol=1e-5)
     assert (len(index), index.kind, index.dimension) == (20, "pgvector-hnsw", 8)
-    assert (await index.asearch(v[2:3], 1))[1].tolist() == [[3]]
+    assert (await catalog.search_many(a, 1, 10, v[2:3], 1))[1].tolist() == [[3]]
 
 
 async def test_a_search_that_expects_the_read_space_fails_once_the_pointer_moved(store):

@@ -43,32 +43,17 @@ def as_arrays(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> tuple[np.n
     return scores, ids
 
 
+@dataclass(frozen=True)
 class PgVectorIndex:
-    """One (space, channel) of the store seen as an index: its size at lookup time and a search."""
+    """One (space, channel) of the store seen as an index: what verify and /memory stats read of it.
+    Searches go through :meth:`PgVectorCatalog.search` and ``search_many``."""
 
-    kind = PGVECTOR_HNSW
-
-    def __init__(
-        self, store: PostgresStore, space: SpaceRecord, guild_id: int, channel_id: int, size: int, ef_search: int
-    ) -> None:
-        self.store = store
-        self.space = space
-        self.guild_id = guild_id
-        self.channel_id = channel_id
-        self.dimension = space.dimension
-        self.ef_search = ef_search
-        self._size = size
+    dimension: int
+    size: int
+    kind: str = PGVECTOR_HNSW
 
     def __len__(self) -> int:
-        return self._size
-
-    async def asearch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, message ids) per query row, as :meth:`VectorIndex.search` returns them."""
-        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dimension)
-        hits = await self.store.search_vectors(
-            self.space, self.guild_id, self.channel_id, queries, k, ef_search=self.ef_search
-        )
-        return as_arrays(hits, k)
+        return self.size
 
 
 class PgVectorCatalog:
@@ -90,8 +75,7 @@ class PgVectorCatalog:
 
     async def get(self, space: SpaceRecord, guild_id: int, channel_id: int, validate: bool = False) -> PgVectorIndex:
         """The channel's view in ``space``; always current, so ``validate`` changes nothing."""
-        size = await self.store.count_vectors(space.id, guild_id, channel_id)
-        return PgVectorIndex(self.store, space, guild_id, channel_id, size, self.params.ef_search)
+        return PgVectorIndex(space.dimension, await self.store.count_vectors(space.id, guild_id, channel_id))
 
     async def add(self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray) -> None:
         """Nothing to do: ``put_vectors`` already wrote the rows the HNSW index covers."""
