@@ -61,7 +61,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +73,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from bench.migration import LagProbe  # noqa: E402
 from bench.recall_pipeline import perturb, sample_texts  # noqa: E402  (the same 100k-message corpus)
 from cogs.memory.config import ModelOverrides, default_settings, resolve_profile  # noqa: E402
 from cogs.memory.device import DevicePolicy  # noqa: E402
@@ -323,35 +323,6 @@ async def time_recall(
     return times, overlap
 
 
-class LagProbe:
-    """Sleeps ``interval`` seconds in a loop and records how late it wakes: the event loop's lag."""
-
-    def __init__(self, phase: Callable[[], str], interval: float = TICK) -> None:
-        self.interval = interval
-        self.phase = phase  # what the migration is doing, noted with each tick
-        self.lags_ms: list[float] = []
-        self.phases: list[str] = []
-        self._task: asyncio.Task | None = None
-
-    async def _run(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(self.interval)
-            self.lags_ms.append((time.perf_counter() - started - self.interval) * 1000)
-            self.phases.append(self.phase())
-
-    def worst(self) -> tuple[float, str]:
-        i = int(np.argmax(self.lags_ms))
-        return self.lags_ms[i], self.phases[i]
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-
 def migration_channels(corpus: Corpus, budget: int) -> list[Channel]:
     """Whole channels summing to at most ``budget`` messages, taking the largest that still fit (0: all)."""
     if budget <= 0 or budget >= len(corpus.messages):
@@ -367,7 +338,7 @@ def migration_channels(corpus: Corpus, budget: int) -> list[Channel]:
 async def migrate(memory: Memory, target, channels: list[Channel], batch_size: int) -> dict[str, float]:
     engine = MigrationEngine(memory)
     job = await engine.start(target, backup=False, batch_size=batch_size, channel_ids=[c.channel_id for c in channels])
-    probe = LagProbe(lambda: engine._progress[job.id].phase if job.id in engine._progress else "starting")
+    probe = LagProbe(TICK, lambda: engine._progress[job.id].phase if job.id in engine._progress else "starting")
     probe.start()
     started = time.perf_counter()
     job = await engine.run(job.id)

@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,11 +47,16 @@ def sample_messages(n: int) -> list[StoredMessage]:
 
 
 class LagProbe:
-    """Sleeps ``interval`` seconds in a loop and records how late it wakes: the event loop's lag."""
+    """Sleeps ``interval`` seconds in a loop and records how late it wakes: the event loop's lag.
 
-    def __init__(self, interval: float = 0.005) -> None:
+    ``phase``, if given, names what the migration was doing at each tick (see :meth:`worst`).
+    """
+
+    def __init__(self, interval: float = 0.005, phase: Callable[[], str] | None = None) -> None:
         self.interval = interval
+        self.phase = phase
         self.lags_ms: list[float] = []
+        self.phases: list[str] = []
         self._task: asyncio.Task | None = None
 
     async def _run(self) -> None:
@@ -58,6 +64,13 @@ class LagProbe:
             started = time.perf_counter()
             await asyncio.sleep(self.interval)
             self.lags_ms.append((time.perf_counter() - started - self.interval) * 1000)
+            if self.phase is not None:
+                self.phases.append(self.phase())
+
+    def worst(self) -> tuple[float, str]:
+        """The longest lag and the phase it happened in ('' without ``phase``)."""
+        i = max(range(len(self.lags_ms)), key=self.lags_ms.__getitem__)
+        return self.lags_ms[i], self.phases[i] if self.phases else ""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
