@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -159,30 +158,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------- checksums
-
-
-async def test_sqlite_checksums_follow_the_postgres_definition(tmp_path):
-    store = await SQLiteStore.open(tmp_path / "memory.db")
-    try:
-        space = await store.ensure_space(EmbeddingSpace(model="test/space-a", dimension=8))
-        batch = [message(3, "third"), message(1, "first, with ünïcode"), message(2, "second", channel_id=11)]
-        await store.add_messages(batch)
-        v = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
-        await store.put_vectors(space, batch, v)
-
-        sums = await store.checksums(1, 10, space.id)
-    finally:
-        await store.close()
-
-    expected_messages = hashlib.sha256(b"1\tfirst, with \xc3\xbcn\xc3\xafcode\n3\tthird\n").hexdigest()
-    expected_vectors = hashlib.sha256(
-        (1).to_bytes(8, "little", signed=True) + v[1].astype("<f4").tobytes()
-        + (3).to_bytes(8, "little", signed=True) + v[0].astype("<f4").tobytes()
-    ).hexdigest()  # fmt: skip
-    assert sums == {"messages": 2, "messages_sha": expected_messages, "vectors": 2, "vectors_sha": expected_vectors}
 
 
 # ---------------------------------------------------------------------------------------------- moving

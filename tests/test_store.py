@@ -4,6 +4,7 @@ schema upgrades, WAL and locking."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import threading
 from dataclasses import replace
@@ -421,6 +422,25 @@ async def test_channels_are_listed_per_guild_and_can_be_disabled(store, spaces):
 
     assert [(c.channel_id, c.enabled) for c in await store.list_channels(1)] == [(10, True), (11, False)]
     assert len(await store.list_channels()) == 3
+
+
+async def test_checksums_hash_ids_contents_and_float32_vectors_in_id_order(store, spaces):
+    """One definition on both backends: move-store compares SQLite's digests with Postgres'."""
+    a, _ = spaces
+    batch = [message(3, "third"), message(1, "first, with ünïcode"), message(2, "second", channel_id=11)]
+    await store.add_messages(batch)
+    v = vectors(3, a.dimension)
+    await store.put_vectors(a, batch, v)
+
+    sums = await store.checksums(1, 10, a.id)
+
+    expected_messages = hashlib.sha256(b"1\tfirst, with \xc3\xbcn\xc3\xafcode\n3\tthird\n").hexdigest()
+    expected_vectors = hashlib.sha256(
+        (1).to_bytes(8, "little", signed=True) + v[1].astype("<f4").tobytes()
+        + (3).to_bytes(8, "little", signed=True) + v[0].astype("<f4").tobytes()
+    ).hexdigest()  # fmt: skip
+    assert sums == {"messages": 2, "messages_sha": expected_messages, "vectors": 2, "vectors_sha": expected_vectors}
+    assert (await store.checksums(1, 10))["vectors"] == 0
 
 
 # ----------------------------------------------------------------------------------------------- locking
