@@ -78,10 +78,6 @@ def extension_available(name: str) -> bool:
     return callable(getattr(module, "setup", None))
 
 
-def _is_library_module(name: str, extension: str) -> bool:
-    return name.startswith(f"{extension}.") and name != f"{extension}.cog" and not name.startswith(f"{extension}.cog.")
-
-
 def intents() -> discord.Intents:
     chosen = discord.Intents.default()
     chosen.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
@@ -117,7 +113,7 @@ class MemoryBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         if self.memory is None:
-            from cogs.memory.memory import Memory
+            from qwen3_memory.memory import Memory
 
             self.memory = await Memory.open(self.settings)
         log.info("memory on %s at %s", self.settings.memory.backend, self.memory.store.where)
@@ -132,16 +128,6 @@ class MemoryBot(commands.Bot):
         if self.sync_commands:
             synced = await self.tree.sync()
             log.info("synced %d application commands globally", len(synced))
-
-    async def _call_module_finalizers(self, lib, key: str) -> None:
-        """discord.py drops every submodule of an unloaded extension from ``sys.modules``. Our extension
-        packages also hold the library the open Memory is made of (settings classes, errors, store), so only
-        the Discord glue is dropped (the package and its ``cog`` module); reloading it reuses the library."""
-        library = {name: module for name, module in sys.modules.items() if _is_library_module(name, key)}
-        try:
-            await super()._call_module_finalizers(lib, key)
-        finally:
-            sys.modules.update(library)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guilds", self.user, getattr(self.user, "id", "?"), len(self.guilds))
@@ -283,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     handler = configure_logging(args.log_level, token)
 
-    from cogs.memory.config import load_settings
-    from cogs.memory.errors import UserFacingError
+    from qwen3_memory.errors import UserFacingError
+    from qwen3_memory.settings import load_settings
 
     path = settings_path(args.settings)
     try:

@@ -75,12 +75,12 @@ import numpy as np  # noqa: E402
 
 from bench.migration import LagProbe  # noqa: E402
 from bench.recall_pipeline import perturb, sample_texts  # noqa: E402  (the same 100k-message corpus)
-from cogs.memory.config import ModelOverrides, default_settings, resolve_profile  # noqa: E402
-from cogs.memory.device import DevicePolicy  # noqa: E402
-from cogs.memory.embedding import EmbeddingServices  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
-from cogs.memory.records import StoredMessage  # noqa: E402
-from cogs.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.models.device import DevicePolicy  # noqa: E402
+from qwen3_memory.models.embedding import EmbeddingServices  # noqa: E402
+from qwen3_memory.records import StoredMessage  # noqa: E402
+from qwen3_memory.settings import ModelOverrides, default_settings, resolve_profile  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3_embedder  # noqa: E402
 
 SAMPLE = REPO / "data" / "samples" / "chat_sample.jsonl"

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from discord.ext.test import backend as dpy_backend  # noqa: E402
 
-from cogs.memory.config import CaptureSettings, default_settings  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.settings import CaptureSettings, default_settings  # noqa: E402
 from tests.discord_harness import DiscordHarness  # noqa: E402
 
 TICK = 0.005

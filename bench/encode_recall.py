@@ -38,13 +38,13 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from cogs.memory.catalog import IndexCatalog  # noqa: E402
-from cogs.memory.device import DevicePolicy  # noqa: E402
-from cogs.memory.embedding import EmbeddingService  # noqa: E402
-from cogs.memory.index import EXACT, HNSW, IndexParams  # noqa: E402
-from cogs.memory.profiles import PROFILES  # noqa: E402
-from cogs.memory.records import StoredMessage  # noqa: E402
-from cogs.memory.store import SQLiteStore  # noqa: E402
+from qwen3_memory.backends.sqlite.catalog import IndexCatalog  # noqa: E402
+from qwen3_memory.backends.sqlite.index import EXACT, HNSW, IndexParams  # noqa: E402
+from qwen3_memory.backends.sqlite.store import SQLiteStore  # noqa: E402
+from qwen3_memory.models.device import DevicePolicy  # noqa: E402
+from qwen3_memory.models.embedding import EmbeddingService  # noqa: E402
+from qwen3_memory.models.profiles import PROFILES  # noqa: E402
+from qwen3_memory.records import StoredMessage  # noqa: E402
 
 SAMPLE = REPO / "data" / "samples" / "chat_sample.jsonl"
 ENCODE_TEXTS = 1000

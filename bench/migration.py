@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from cogs.memory.config import default_settings  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
-from cogs.memory.profiles import PROFILES  # noqa: E402
-from cogs.memory.records import StoredMessage  # noqa: E402
-from cogs.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.models.profiles import PROFILES  # noqa: E402
+from qwen3_memory.records import StoredMessage  # noqa: E402
+from qwen3_memory.settings import default_settings  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3_embedder  # noqa: E402
 
 

@@ -40,13 +40,13 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from cogs.memory import evaluation  # noqa: E402
-from cogs.memory.config import default_settings  # noqa: E402
-from cogs.memory.device import DevicePolicy  # noqa: E402
-from cogs.memory.embedding import EmbeddingServices  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
-from cogs.memory.records import StoredMessage  # noqa: E402
-from cogs.memory.rerank import Reranker  # noqa: E402
+from qwen3_memory import evaluation  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.models.device import DevicePolicy  # noqa: E402
+from qwen3_memory.models.embedding import EmbeddingServices  # noqa: E402
+from qwen3_memory.models.rerank import Reranker  # noqa: E402
+from qwen3_memory.records import StoredMessage  # noqa: E402
+from qwen3_memory.settings import default_settings  # noqa: E402
 
 SAMPLE = REPO / "data" / "samples" / "chat_sample.jsonl"
 DEMO_QUESTIONS = REPO / "data" / "samples" / "demo_questions.json"

@@ -15,8 +15,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from cogs.memory.config import Settings, default_settings  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.settings import Settings, default_settings  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- backends
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -104,7 +104,7 @@ def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..
 @pytest.fixture
 async def any_store(backend, make_settings):
     """The store of this test's backend, opened through the same code as the bot's."""
-    from cogs.memory.backend import open_store
+    from qwen3_memory.backends.opening import open_store
 
     store = await open_store(make_settings())
     yield store

@@ -41,9 +41,9 @@ from discord.ext.test import backend as dpy_backend
 from discord.ext.test import factories as dpy_factories
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
-from cogs.memory.config import Settings
-from cogs.memory.embedding import EmbeddingServices
-from cogs.memory.memory import Memory
+from qwen3_memory.memory import Memory
+from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.settings import Settings
 
 EPHEMERAL = 1 << 6
 ADMIN = discord.Permissions(manage_guild=True, send_messages=True, read_messages=True)

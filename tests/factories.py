@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cogs.memory.records import StoredMessage
+from qwen3_memory.records import StoredMessage
 
 
 def message(id: int, content: str, guild_id: int = 1, channel_id: int = 10, author_id: int = 100,

@@ -19,9 +19,9 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cogs.memory.config import load_settings  # noqa: E402
-from cogs.memory.memory import Memory  # noqa: E402
-from cogs.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.settings import load_settings  # noqa: E402
 from tests.factories import message  # noqa: E402
 
 TOPICS = ["the raid starts at nine", "my script throws a KeyError", "pizza or sushi tonight", "chess at noon"]

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory.config import Settings
-from cogs.memory.memory import Memory
-from cogs.memory.store import SQLiteStore
-from cogs.migration.backup import (
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration.backup import (
     MANIFEST_NAME,
     BackupDamaged,
     BackupError,
@@ -22,6 +21,7 @@ from cogs.migration.backup import (
     restore_backup,
     verify_backup,
 )
+from qwen3_memory.settings import Settings
 from tests.factories import message
 
 pytestmark = pytest.mark.slow
@@ -115,7 +115,7 @@ async def test_round_trip_restores_identical_messages_and_vectors(settings: Sett
 async def test_backup_layout_and_manifest(make_settings, tmp_path: Path) -> None:
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps({"memory_system": {"paths": {"data_dir": str(tmp_path / "data")}}}))
-    from cogs.memory.config import load_settings
+    from qwen3_memory.settings import load_settings
 
     settings = load_settings(settings_file)
     backup, _ = await _backed_up_memory(settings)

@@ -17,8 +17,8 @@ from discord.ext import commands
 from discord.ext.test.backend import FakeHttp
 
 import bot
-from cogs.memory.memory import Memory
-from cogs.memory.store import SQLiteStore
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.memory import Memory
 from tests.discord_harness import DiscordHarness, open_memory, shared_services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_one_shard_of_several_is_passed_to_discord_py():
 
 
 async def test_an_unreachable_postgres_is_a_clear_error_without_its_password(make_settings, monkeypatch):
-    from cogs.memory.errors import StoreError
+    from qwen3_memory.errors import StoreError
 
     secret = "s3cret-db-password"
     monkeypatch.setenv("MEMORY_DATABASE_URL", f"postgresql://memory:{secret}@127.0.0.1:1/memory?connect_timeout=2")
@@ -214,12 +214,12 @@ async def test_close_drains_the_capture_queue_flushes_indexes_and_closes_the_dat
             await harness.post(f"message {i} about the release checklist", channel)
         await dpytest.run_all_events()
         assert memory.capture.embedded == 0
-    config_module = sys.modules["cogs.memory.config"]
+    config_module = sys.modules["qwen3_memory.settings"]
 
     harness.bot.ws = None  # dpytest's fake gateway has no socket
     await harness.bot.close()
     assert harness.bot.is_closed()
-    assert sys.modules["cogs.memory.config"] is config_module  # unloading the cog keeps the library loaded
+    assert sys.modules["qwen3_memory.settings"] is config_module  # unloading the cog keeps the library loaded
 
     store = await SQLiteStore.open(settings.database_path)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory.claims import AdvisoryClaims, LocalClaims, claim_key
+from qwen3_memory.backends.claims import AdvisoryClaims, LocalClaims, claim_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ async def test_advisory_claims_exclude_across_sessions_and_free_on_close(pg_dsn)
 async def test_a_killed_holder_frees_its_claim(pg_dsn):
     code = (
         "import asyncio, sys\n"
-        "from cogs.memory.claims import AdvisoryClaims\n"
+        "from qwen3_memory.backends.claims import AdvisoryClaims\n"
         "async def main():\n"
         "    claims = AdvisoryClaims(sys.argv[1])\n"
         "    assert await claims.try_claim('job', 42)\n"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory.config import PROFILES, ModelOverrides, load_settings, resolve_profile
-from cogs.memory.errors import SettingsError
-from cogs.memory.profiles import QWEN3_EMBEDDING
-from cogs.memory.space import qwen3_query_prompt
+from qwen3_memory.errors import SettingsError
+from qwen3_memory.models.profiles import QWEN3_EMBEDDING
+from qwen3_memory.settings import PROFILES, ModelOverrides, load_settings, resolve_profile
+from qwen3_memory.space import qwen3_query_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "settings_qwen3_example.json"
@@ -324,7 +324,7 @@ def test_the_command_line_reports_a_bad_settings_file_in_one_line_without_a_trac
     path = write(tmp_path, memory_system(performance={"batchsize": 32}))
 
     result = subprocess.run(
-        [sys.executable, "-m", "cogs.migration", "--settings", str(path), "status"],
+        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(path), "status"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from cogs.memory.index import VectorIndex
+from qwen3_memory.backends.sqlite.index import VectorIndex
 from tests.discord_harness import ADMIN, DiscordHarness, running_harness
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres

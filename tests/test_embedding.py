@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from cogs.memory.config import ModelOverrides, resolve_profile
-from cogs.memory.device import DevicePolicy
-from cogs.memory.embedding import QWEN3_END_OF_TEXT, EmbeddingService, EmbeddingServices
-from cogs.memory.errors import DimensionMismatch, ModelUnavailable
-from cogs.memory.profiles import PROFILES
+from qwen3_memory.errors import DimensionMismatch, ModelUnavailable
+from qwen3_memory.models.device import DevicePolicy
+from qwen3_memory.models.embedding import QWEN3_END_OF_TEXT, EmbeddingService, EmbeddingServices
+from qwen3_memory.models.profiles import PROFILES
+from qwen3_memory.settings import ModelOverrides, resolve_profile
 from tests.tiny_models import QWEN3_EMBEDDING_QUERY_PROMPT
 
 CPU = DevicePolicy(cpu_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cogs.memory.fusion import reciprocal_rank_fusion
+from qwen3_memory.recall.fusion import reciprocal_rank_fusion
 
 
 def test_one_list_keeps_its_order_with_reciprocal_scores():

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory import evaluation
-from cogs.memory.config import default_settings
-from cogs.memory.device import DevicePolicy
-from cogs.memory.embedding import EmbeddingServices
-from cogs.memory.errors import SettingsError
-from cogs.memory.memory import Memory
-from cogs.memory.profiles import PROFILES, RerankerSpec
-from cogs.memory.recall import STAGES, Recaller, RecallOptions
-from cogs.memory.rerank import Reranker
+from qwen3_memory import evaluation
+from qwen3_memory.errors import SettingsError
+from qwen3_memory.memory import Memory
+from qwen3_memory.models.device import DevicePolicy
+from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.models.profiles import PROFILES, RerankerSpec
+from qwen3_memory.models.rerank import Reranker
+from qwen3_memory.recall.pipeline import STAGES, Recaller, RecallOptions
+from qwen3_memory.settings import default_settings
 from tests.factories import message
 from tests.tiny_models import build_tiny_qwen3_reranker
 
@@ -454,7 +454,7 @@ def test_a_query_whose_message_is_in_another_channel_is_refused(tmp_path):
 
 
 async def test_old_and_new_space_side_by_side_for_the_verifier(make_settings, services, tiny_qwen3_dir, tmp_path):
-    from cogs.memory.config import ModelOverrides, resolve_profile
+    from qwen3_memory.settings import ModelOverrides, resolve_profile
 
     dataset = write_dataset(tmp_path / "set.jsonl")
     eval_set = evaluation.load_eval_set(dataset)

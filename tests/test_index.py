@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.memory.capture import Capture
-from cogs.memory.catalog import IndexCatalog
-from cogs.memory.embedding import EmbeddingServices
-from cogs.memory.errors import DimensionMismatch
-from cogs.memory.index import EXACT, HNSW, IndexParams, VectorIndex
-from cogs.memory.records import SpaceRecord, StoredMessage
-from cogs.memory.space import EmbeddingSpace
-from cogs.memory.store import SQLiteStore
+from qwen3_memory.backends.sqlite.catalog import IndexCatalog
+from qwen3_memory.backends.sqlite.index import EXACT, HNSW, IndexParams, VectorIndex
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.capture import Capture
+from qwen3_memory.errors import DimensionMismatch
+from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.records import SpaceRecord, StoredMessage
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
 DIM = 16

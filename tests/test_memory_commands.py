@@ -7,8 +7,8 @@ import logging
 import discord
 import pytest
 
-from cogs.memory.index import VectorIndex
-from cogs.memory.space import EmbeddingSpace
+from qwen3_memory.backends.sqlite.index import VectorIndex
+from qwen3_memory.space import EmbeddingSpace
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres

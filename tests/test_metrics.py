@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cogs.memory.metrics import dcg_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
+from qwen3_memory.ranking_metrics import dcg_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
 
 # ----------------------------------------------------------------------------------------------- recall@k
 

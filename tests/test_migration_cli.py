@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cogs.migration.__main__ import main, translate_legacy
+from qwen3_memory.migration.cli import main, translate_legacy
 from tests.test_migration_crash import populate, write_settings
 
 EVAL_SET = Path(__file__).parent / "data" / "eval_chat.jsonl"

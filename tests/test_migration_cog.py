@@ -19,12 +19,12 @@ from pathlib import Path
 import discord
 import pytest
 
-from cogs.memory.config import Settings
-from cogs.memory.errors import EncodeOutOfMemory
-from cogs.migration import backup as backup_module
-from cogs.migration import jobs as J
 from cogs.migration.cog import MigrationCog, parse_channel_ids, progress_bar
-from cogs.migration.engine import SHUTDOWN_PAUSE, MigrationEngine
+from qwen3_memory.errors import EncodeOutOfMemory
+from qwen3_memory.migration import backup as backup_module
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.engine import SHUTDOWN_PAUSE, MigrationEngine
+from qwen3_memory.settings import Settings
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, open_memory, running_harness
 from tests.test_migration_engine import TOPICS
 

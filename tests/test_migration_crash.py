@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.memory.config import load_settings
-from cogs.memory.memory import Memory
+from qwen3_memory.memory import Memory
+from qwen3_memory.settings import load_settings
 from tests.factories import message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ async def populate(settings_path: Path) -> None:
 
 def cli(settings: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "cogs.migration", "--settings", str(settings), *args],
+    return subprocess.Popen([sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

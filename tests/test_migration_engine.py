@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.memory.config import ModelOverrides, resolve_profile
-from cogs.memory.errors import EncodeOutOfMemory
-from cogs.memory.memory import Memory
-from cogs.memory.space import EmbeddingSpace
-from cogs.migration import jobs as J
-from cogs.migration.engine import MigrationEngine
-from cogs.migration.jobs import JobNotFound, JobStateError
-from cogs.migration.strategies import StrategyRefused, padded_space
-from cogs.migration.verify import verify_channel
+from qwen3_memory.errors import EncodeOutOfMemory
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.engine import MigrationEngine
+from qwen3_memory.migration.jobs import JobNotFound, JobStateError
+from qwen3_memory.migration.strategies import StrategyRefused, padded_space
+from qwen3_memory.migration.verify import verify_channel
+from qwen3_memory.settings import ModelOverrides, resolve_profile
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
@@ -234,7 +234,7 @@ async def test_verify_catches_a_corrupted_index(filled, tiny_qwen3_dir):
 
 
 async def test_a_failed_verify_stops_the_job_before_swapping(filled, tiny_qwen3_dir, monkeypatch):
-    from cogs.migration import engine as engine_module
+    from qwen3_memory.migration import engine as engine_module
 
     async def failing_verify(memory, source, target, guild, channel, **kw):
         report = await verify_channel(memory, source, target, guild, channel, **kw)
@@ -384,7 +384,7 @@ async def test_memory_threshold_shrinks_batches(make_settings, tiny_qwen3_dir):
 
 
 async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(filled, tiny_qwen3_dir, monkeypatch):
-    from cogs.migration import engine as engine_module
+    from qwen3_memory.migration import engine as engine_module
 
     engine = MigrationEngine(filled)
     job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)
@@ -401,7 +401,7 @@ async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(f
 
 
 async def test_start_backs_up_the_sqlite_memory_and_leaves_postgres_to_its_server(filled, tiny_qwen3_dir, backend):
-    from cogs.migration.engine import POSTGRES_BACKUP_NOTE
+    from qwen3_memory.migration.engine import POSTGRES_BACKUP_NOTE
 
     job = await MigrationEngine(filled).start(qwen3_target(tiny_qwen3_dir))  # backup on, the default
     if backend == "postgres":

@@ -19,15 +19,15 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from cogs.memory.claims import AdvisoryClaims
-from cogs.memory.config import load_settings
-from cogs.memory.memory import Memory
-from cogs.memory.pg_store import PostgresStore
-from cogs.memory.space import EmbeddingSpace
-from cogs.memory.store import SQLiteStore
-from cogs.migration.__main__ import main
-from cogs.migration.engine import MigrationEngine
-from cogs.migration.move_store import NEXT_STEP, StoreMove
+from qwen3_memory.backends.claims import AdvisoryClaims
+from qwen3_memory.backends.postgres.store import PostgresStore
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration.cli import main
+from qwen3_memory.migration.engine import MigrationEngine
+from qwen3_memory.migration.move_store import NEXT_STEP, StoreMove
+from qwen3_memory.settings import load_settings
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 from tests.test_migration_engine import TOPICS, qwen3_target
 
@@ -91,7 +91,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def cli(settings: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "cogs.migration", "--settings", str(settings), *args],
+        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -14,12 +14,12 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cogs.memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
-from cogs.memory.pg_catalog import PgVectorCatalog
-from cogs.memory.pg_schema import PG_SCHEMA_VERSION
-from cogs.memory.pg_store import BULK_ROWS, PostgresStore, redact_dsn
-from cogs.memory.records import StoredMessage
-from cogs.memory.space import EmbeddingSpace
+from qwen3_memory.backends.postgres.catalog import PgVectorCatalog
+from qwen3_memory.backends.postgres.schema import PG_SCHEMA_VERSION
+from qwen3_memory.backends.postgres.store import BULK_ROWS, PostgresStore, redact_dsn
+from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
+from qwen3_memory.records import StoredMessage
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
 pytestmark = pytest.mark.postgres
@@ -344,7 +344,7 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(stor
 
 
 async def test_the_transaction_adapter_runs_the_job_tables_portable_sql(store):
-    from cogs.migration.jobs import JobStore
+    from qwen3_memory.migration.jobs import JobStore
 
     a, b = await store.ensure_space(SPACE_A), await store.ensure_space(SPACE_B)
     jobs = JobStore(store)

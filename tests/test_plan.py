@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory.config import Settings
-from cogs.memory.memory import Memory
-from cogs.memory.profiles import PROFILES, Profile
-from cogs.memory.space import EmbeddingSpace
-from cogs.migration.plan import (
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration.plan import (
     STATUSES,
     Check,
     checks_to_dicts,
@@ -23,6 +20,9 @@ from cogs.migration.plan import (
     run_checks,
     worst_status,
 )
+from qwen3_memory.models.profiles import PROFILES, Profile
+from qwen3_memory.settings import Settings
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cogs.memory.config import ModelOverrides, resolve_profile
-from cogs.memory.device import DevicePolicy
-from cogs.memory.embedding import EmbeddingServices
-from cogs.memory.memory import Memory
+from qwen3_memory.memory import Memory
+from qwen3_memory.models.device import DevicePolicy
+from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.settings import ModelOverrides, resolve_profile
 from tests.factories import message
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres

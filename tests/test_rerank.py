@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from cogs.memory import rerank
-from cogs.memory.device import DevicePolicy
-from cogs.memory.errors import EncodeOutOfMemory, ModelUnavailable
-from cogs.memory.profiles import PROFILES, QWEN3_RERANK_INSTRUCTION, RerankerSpec
-from cogs.memory.rerank import Reranker, format_qwen3_pair
+from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable
+from qwen3_memory.models import rerank
+from qwen3_memory.models.device import DevicePolicy
+from qwen3_memory.models.profiles import PROFILES, QWEN3_RERANK_INSTRUCTION, RerankerSpec
+from qwen3_memory.models.rerank import Reranker, format_qwen3_pair
 from tests.tiny_models import build_tiny_bert_cross_encoder, build_tiny_qwen3_reranker
 
 CPU = DevicePolicy(cpu_only=True)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from cogs.memory.config import load_settings
-from cogs.memory.memory import Memory
-from cogs.migration import jobs as J
-from cogs.migration.engine import MigrationEngine
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.engine import MigrationEngine
+from qwen3_memory.settings import load_settings
 from tests.factories import message
 from tests.shard_worker import shard_of
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cogs.memory import store as store_module
-from cogs.memory.errors import DimensionMismatch, StoreError, StoreLocked
-from cogs.memory.profiles import PROFILES
-from cogs.memory.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
-from cogs.memory.space import EmbeddingSpace
-from cogs.memory.store import BUSY_TIMEOUT_MS, SQLiteStore
+from qwen3_memory.backends.sqlite import store as store_module
+from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
+from qwen3_memory.backends.sqlite.store import BUSY_TIMEOUT_MS, SQLiteStore
+from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
+from qwen3_memory.models.profiles import PROFILES
+from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
 SPACE_A = EmbeddingSpace(model="test/space-a", dimension=8)

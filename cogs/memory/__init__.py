@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 async def setup(bot) -> None:
-    from .cog import MemoryCog  # imported here, so importing the package costs nothing
+    from cogs.memory.cog import MemoryCog  # imported here, so importing the package costs nothing
 
     memory = getattr(bot, "memory", None)
     if memory is None:

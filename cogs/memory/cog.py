@@ -19,12 +19,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .checks import NotMemoryAdmin, is_admin
-from .errors import UserFacingError
-from .memory import Memory
-from .recall import Hit
-from .records import StoredMessage
-from .replies import tell_privately
+from cogs.common.checks import NotMemoryAdmin, is_admin
+from cogs.common.replies import tell_privately
+from qwen3_memory.errors import UserFacingError
+from qwen3_memory.memory import Memory
+from qwen3_memory.recall.pipeline import Hit
+from qwen3_memory.records import StoredMessage
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 async def setup(bot) -> None:
     """Load the /migrate commands; one MigrationEngine per bot, kept as ``bot.migration_engine``."""
-    from .cog import MigrationCog  # imported here, so importing the package (the CLI, the engine) costs nothing
-    from .engine import MigrationEngine
+    from cogs.migration.cog import (
+        MigrationCog,  # imported here, so importing the package (the CLI, the engine) costs nothing
+    )
+    from qwen3_memory.migration.engine import MigrationEngine
 
     memory = getattr(bot, "memory", None)
     if memory is None:

@@ -31,20 +31,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.memory.backend import is_postgres
-from cogs.memory.checks import NotMemoryAdmin, is_admin
-from cogs.memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
-from cogs.memory.profiles import PROFILES, Profile
-from cogs.memory.recall import Hit
-from cogs.memory.replies import tell_privately
-
-from . import jobs as J
-from .backup import BackupError
-from .engine import JobStatus, MigrationEngine, MigrationFailed
-from .jobs import Job, JobNotFound, JobStateError
-from .plan import Check, Plan, human_bytes, human_duration, make_plan, run_checks, worst_status
-from .strategies import STRATEGIES, StrategyRefused
-from .verify import VerifyReport
+from cogs.common.checks import NotMemoryAdmin, is_admin
+from cogs.common.replies import tell_privately
+from qwen3_memory.backends.opening import is_postgres
+from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.backup import BackupError
+from qwen3_memory.migration.engine import JobStatus, MigrationEngine, MigrationFailed
+from qwen3_memory.migration.jobs import Job, JobNotFound, JobStateError
+from qwen3_memory.migration.plan import Check, Plan, human_bytes, human_duration, make_plan, run_checks, worst_status
+from qwen3_memory.migration.strategies import STRATEGIES, StrategyRefused
+from qwen3_memory.migration.verify import VerifyReport
+from qwen3_memory.models.profiles import PROFILES, Profile
+from qwen3_memory.recall.pipeline import Hit
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +95,8 @@ NEXT_STEPS: dict[type[BaseException], str] = {
     EncodeOutOfMemory: "Lower memory_system.performance.batch_size or free some memory, then `/migrate resume`.",
     ModelUnavailable: "Fix memory_system.migration.target_embedding_path (or pick another target profile), then "
     "run `/migrate check`.",
-    StoreLocked: "Another process writes to the memory database (a `python -m cogs.migration` command?): let it "
-    "finish, then try again.",
+    StoreLocked: "Another process writes to the memory database (a `python -m qwen3_memory.migration` command?): "
+    "let it finish, then try again.",
     BackupError: "`/migrate check` shows the free disk space.",
 }
 

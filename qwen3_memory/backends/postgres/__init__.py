@@ -1,0 +1,1 @@
+"""qwen3_memory/backends/postgres"""

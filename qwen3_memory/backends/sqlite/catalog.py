@@ -1,0 +1,192 @@
+"""The live set of channel indexes: loaded lazily, kept in sync with the store, flushed to disk.
+
+An index file is trusted only if it reflects the store exactly: same vector count and same
+store *generation* (a counter the store bumps on every vector change of that space+channel).
+Otherwise (missing, damaged, stale after a crash) it is rebuilt from SQLite in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+
+from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.records import SpaceRecord, StoredMessage
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, int, int]  # (space id, guild id, channel id)
+
+
+class IndexCatalog:
+    def __init__(self, store: SQLiteStore, vectors_dir: Path, params: IndexParams = IndexParams()) -> None:
+        self.store = store
+        self.vectors_dir = Path(vectors_dir)
+        self.params = params
+        self._indexes: dict[Key, VectorIndex] = {}
+        self._dirty: set[Key] = set()
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self.rebuilds = 0
+        self._sync = asyncio.Lock()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold while changing vectors in the store *and* applying the change to the indexes.
+
+        A search compares its cached index with the store's generation under the same lock, so it
+        never mistakes this process's own half-applied write for a change by another process.
+        """
+        async with self._sync:
+            yield
+
+    def path(self, space: SpaceRecord, guild_id: int, channel_id: int) -> Path:
+        return self.vectors_dir / space.spec.key / str(guild_id) / f"{channel_id}.idx"
+
+    def _lock(self, key: Key) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def get(self, space: SpaceRecord, guild_id: int, channel_id: int, validate: bool = False) -> VectorIndex:
+        """The channel's index in ``space``: cached, else loaded from disk if in sync, else rebuilt.
+
+        ``validate`` also checks a cached index against the store's generation, so vectors written
+        by another process (a command-line migration beside the bot) are picked up before a search.
+        """
+        key = (space.id, guild_id, channel_id)
+        index = self._indexes.get(key)
+        if index is not None and validate:
+            async with self._sync:
+                if index.generation != await self.store.vector_generation(space.id, guild_id, channel_id):
+                    async with self._lock(key):
+                        return await self.rebuild(space, guild_id, channel_id)
+        if index is not None:
+            return index
+        async with self._lock(key):
+            index = self._indexes.get(key)
+            if index is None:
+                index = await self._load_or_rebuild(space, guild_id, channel_id)
+                self._indexes[key] = index
+            return index
+
+    async def _load_or_rebuild(self, space: SpaceRecord, guild_id: int, channel_id: int) -> VectorIndex:
+        path = self.path(space, guild_id, channel_id)
+        count = await self.store.count_vectors(space.id, guild_id, channel_id)
+        generation = await self.store.vector_generation(space.id, guild_id, channel_id)
+        if path.exists():
+            try:
+                index = await asyncio.to_thread(VectorIndex.load, path, self.params)
+            except Exception as exc:  # damaged file: rebuild from the source of truth
+                log.warning("index %s is unreadable (%s); rebuilding from the database", path, exc)
+            else:
+                if len(index) == count and index.generation == generation and index.dimension == space.dimension:
+                    return index
+                log.info(
+                    "index %s is out of sync (%d vectors, db %d; generation %d, db %d); rebuilding",
+                    path,
+                    len(index),
+                    count,
+                    index.generation,
+                    generation,
+                )
+        return await self.rebuild(space, guild_id, channel_id)
+
+    async def rebuild(self, space: SpaceRecord, guild_id: int, channel_id: int) -> VectorIndex:
+        """Build the index from the store's vectors (in a thread) and persist it."""
+        ids, vectors, generation = await self.store.load_vectors(space, guild_id, channel_id)
+        index = await asyncio.to_thread(VectorIndex.build, ids, vectors, space.dimension, self.params)
+        index.generation = generation
+        await asyncio.to_thread(index.save, self.path(space, guild_id, channel_id))
+        self._indexes[(space.id, guild_id, channel_id)] = index
+        self.rebuilds += 1
+        return index
+
+    async def add(self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray) -> None:
+        """Add vectors the store has just accepted (``put_vectors``' return) to their channel indexes."""
+        by_channel: dict[tuple[int, int], list[int]] = {}
+        for row, message in enumerate(messages):
+            by_channel.setdefault((message.guild_id, message.channel_id), []).append(row)
+        for (guild_id, channel_id), rows in by_channel.items():
+            index = await self.get(space, guild_id, channel_id)
+            ids = np.array([messages[r].id for r in rows], dtype=np.int64)
+            await asyncio.to_thread(index.upsert, ids, vectors[rows])
+            await self._mark_dirty(space.id, guild_id, channel_id, index)
+
+    async def remove(self, messages: Sequence[StoredMessage]) -> None:
+        """Remove deleted or edited messages from every loaded index of their channels.
+
+        Indexes not loaded need nothing: their stored generation no longer matches, so they are
+        rebuilt on first use.
+        """
+        by_channel: dict[tuple[int, int], list[int]] = {}
+        for message in messages:
+            by_channel.setdefault((message.guild_id, message.channel_id), []).append(message.id)
+        for key, index in list(self._indexes.items()):
+            ids = by_channel.get((key[1], key[2]))
+            if ids:
+                await asyncio.to_thread(index.remove, np.array(ids, dtype=np.int64))
+                await self._mark_dirty(*key, index)
+
+    async def _mark_dirty(self, space_id: int, guild_id: int, channel_id: int, index: VectorIndex) -> None:
+        index.generation = await self.store.vector_generation(space_id, guild_id, channel_id)
+        self._dirty.add((space_id, guild_id, channel_id))
+
+    async def search(
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query: np.ndarray,
+        k: int,
+        expect_read_space: bool = False,
+    ) -> list[tuple[int, float]]:
+        """Top-``k`` (message id, score) of one channel, searched in a worker thread.
+
+        ``expect_read_space`` matters on a shared server only (the Postgres catalog checks the read
+        pointer in the search's transaction); one process owns a SQLite memory and moves its pointers itself.
+        """
+        scores, ids = await self.search_many(space, guild_id, channel_id, query.reshape(1, -1), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    async def search_many(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k) for ``n`` queries in one batched call; ids are -1 past the channel's size."""
+        index = await self.get(space, guild_id, channel_id, validate=True)
+        return await asyncio.to_thread(index.search, queries, k)
+
+    async def flush(self) -> int:
+        """Persist every changed index (switching exact <-> HNSW when a channel crossed the threshold)."""
+        dirty, self._dirty = self._dirty, set()
+        spaces = {s.id: s for s in await self.store.list_spaces()}
+        for key in dirty:
+            index = self._indexes.get(key)
+            space = spaces.get(key[0])
+            if index is None or space is None:
+                continue
+            wanted = self.params.kind_for(len(index))
+            if wanted != index.kind:
+                await asyncio.to_thread(index.rebuild, wanted)
+            await asyncio.to_thread(index.save, self.path(space, key[1], key[2]))
+        return len(dirty)
+
+    def forget(self, space_id: int, guild_id: int, channel_id: int) -> None:
+        """Drop a cached index (its vectors were deleted from the store)."""
+        self._indexes.pop((space_id, guild_id, channel_id), None)
+        self._dirty.discard((space_id, guild_id, channel_id))
+
+    async def delete_files(self, space: SpaceRecord, guild_id: int, channel_id: int) -> None:
+        self.forget(space.id, guild_id, channel_id)
+        path = self.path(space, guild_id, channel_id)
+        await asyncio.to_thread(path.unlink, True)
+        guild_dir = path.parent
+        if guild_dir.exists() and not any(guild_dir.iterdir()):
+            await asyncio.to_thread(shutil.rmtree, guild_dir, True)
+
+    def cached(self, space_id: int, guild_id: int, channel_id: int) -> VectorIndex | None:
+        return self._indexes.get((space_id, guild_id, channel_id))

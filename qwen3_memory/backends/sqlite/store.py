@@ -1,0 +1,529 @@
+"""SQLite store (aiosqlite, WAL): messages, FTS5 terms, embedding spaces, vectors, channel pointers.
+
+SQLite is the source of truth; FAISS files are derived from it. One connection per process owns
+all writes; every multi-step change runs in one ``BEGIN IMMEDIATE`` transaction under an asyncio
+lock, so coroutines never interleave half-done changes. Bulk reads of vectors go through a
+short-lived read-only connection in a worker thread, so the event loop never decodes megabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import numpy as np
+
+from qwen3_memory.backends.lexical import fts_document, fts_query
+from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
+from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
+from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
+from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
+from qwen3_memory.space import EmbeddingSpace
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
+class SQLiteStore(PortableReads):
+    """The embedded backend. Open with :meth:`open`; every method is a coroutine safe to call concurrently."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self.where = str(path)  # how messages name this memory's location (the Postgres store redacts its DSN)
+        self._conn = conn
+        self._write_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def open(cls, path: str | Path) -> SQLiteStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:  # its worker thread would keep the process from exiting
+                await conn.close()
+            raise StoreError(
+                f"{path}: cannot open the memory database ({exc}); restore a backup or move it away"
+            ) from None
+        store = cls(path, conn)
+        try:
+            await store._upgrade_schema()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+            await conn.close()
+            raise StoreError(
+                f"{path}: the memory database is damaged ({exc}); restore a backup "
+                "(python -m qwen3_memory.migration restore --backup-path ...) or move the file away"
+            ) from None
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; rolled back on any error. Lock errors become :class:`StoreLocked`."""
+        async with self._write_lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _locked(exc):
+                    raise StoreLocked(
+                        f"{self.path} stayed locked for {BUSY_TIMEOUT_MS / 1000:.0f}s by another process; "
+                        "stop the other writer (a second bot or a migration command) and retry"
+                    ) from None
+                raise
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    await self._conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    await self._conn.execute("ROLLBACK")
+                    if _locked(exc):
+                        raise StoreLocked(f"{self.path} is locked by another process; retry later") from None
+                    raise
+
+    async def fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
+        async with self._conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _upgrade_schema(self) -> None:
+        """Apply forward-only schema migrations, each in its own transaction."""
+        async with self.transaction() as db:
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await (await db.execute("SELECT MAX(version) FROM schema_version")).fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this code ({SCHEMA_VERSION}); "
+                "upgrade qwen3-memory or restore a backup made by this version"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            async with self.transaction() as db:
+                for statement in _statements(SCHEMA_MIGRATIONS[version]):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT MAX(version) FROM schema_version")
+        return int(row[0])
+
+    async def integrity_check(self) -> str:
+        row = await self.fetchone("PRAGMA integrity_check")
+        return str(row[0])
+
+    # ------------------------------------------------------------------ spaces
+    async def ensure_space(self, spec: EmbeddingSpace) -> SpaceRecord:
+        """The space's record, registering it on first use (by key: model, dimension, pooling, prompt...)."""
+        row = await self.fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
+        if row is None:
+            async with self.transaction() as db:
+                await db.execute(
+                    "INSERT OR IGNORE INTO spaces(key, model, dimension, pooling, spec, created_at) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (spec.key, spec.model, spec.dimension, spec.pooling, spec.to_json(), time.time()),
+                )
+            row = await self.fetchone("SELECT id, spec FROM spaces WHERE key = ?", (spec.key,))
+        elif EmbeddingSpace.from_json(row[1]).load_source != spec.load_source:
+            async with self.transaction() as db:  # same vectors' meaning, new place to load the model from
+                await db.execute("UPDATE spaces SET spec = ? WHERE id = ?", (spec.to_json(), row[0]))
+            return SpaceRecord(row[0], spec)
+        return SpaceRecord(row[0], EmbeddingSpace.from_json(row[1]))
+
+    # ------------------------------------------------------------------ channels
+    async def get_channel(self, guild_id: int, channel_id: int) -> ChannelState | None:
+        row = await self.fetchone(
+            "SELECT read_space_id, enabled FROM channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+        if row is None:
+            return None
+        writes = await self.fetchall(
+            "SELECT space_id FROM channel_write_spaces WHERE guild_id = ? AND channel_id = ? ORDER BY space_id",
+            (guild_id, channel_id),
+        )
+        return ChannelState(guild_id, channel_id, row[0], tuple(w[0] for w in writes), bool(row[1]))
+
+    async def ensure_channel(self, guild_id: int, channel_id: int, space_id: int, enabled: bool = True) -> ChannelState:
+        """The channel's state; a new channel reads from and writes to ``space_id``."""
+        state = await self.get_channel(guild_id, channel_id)
+        if state is not None:
+            return state
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO channels(guild_id, channel_id, read_space_id, enabled) VALUES (?,?,?,?)",
+                (guild_id, channel_id, space_id, int(enabled)),
+            )
+            await db.execute(
+                "INSERT OR IGNORE INTO channel_write_spaces(guild_id, channel_id, space_id) VALUES (?,?,?)",
+                (guild_id, channel_id, space_id),
+            )
+        state = await self.get_channel(guild_id, channel_id)
+        assert state is not None
+        return state
+
+    async def list_channels(self, guild_id: int | None = None) -> list[ChannelState]:
+        """Every channel's pointers (of one guild, or all), in two queries whatever the number of channels."""
+        where, params = ("WHERE guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+        rows = await self.fetchall(
+            f"SELECT guild_id, channel_id, read_space_id, enabled FROM channels {where} ORDER BY guild_id, channel_id",
+            params,
+        )
+        writes: dict[tuple[int, int], list[int]] = {}
+        for g, c, space_id in await self.fetchall(
+            f"SELECT guild_id, channel_id, space_id FROM channel_write_spaces {where} ORDER BY space_id", params
+        ):
+            writes.setdefault((g, c), []).append(space_id)
+        return [ChannelState(g, c, read, tuple(writes.get((g, c), ())), bool(enabled)) for g, c, read, enabled in rows]
+
+    async def set_channel_enabled(self, guild_id: int, channel_id: int, enabled: bool) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE channels SET enabled = ? WHERE guild_id = ? AND channel_id = ?",
+                (int(enabled), guild_id, channel_id),
+            )
+
+    async def add_write_space(self, guild_id: int, channel_id: int, space_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO channel_write_spaces(guild_id, channel_id, space_id) VALUES (?,?,?)",
+                (guild_id, channel_id, space_id),
+            )
+
+    async def remove_write_space(self, guild_id: int, channel_id: int, space_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "DELETE FROM channel_write_spaces WHERE guild_id = ? AND channel_id = ? AND space_id = ?",
+                (guild_id, channel_id, space_id),
+            )
+
+    async def set_read_space(self, guild_id: int, channel_id: int, space_id: int) -> None:
+        """Move the channel's read pointer (the alias) in one transaction; the space must be written to."""
+        async with self.transaction() as db:
+            row = await (
+                await db.execute(
+                    "SELECT 1 FROM channel_write_spaces WHERE guild_id = ? AND channel_id = ? AND space_id = ?",
+                    (guild_id, channel_id, space_id),
+                )
+            ).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"channel {channel_id} does not write to space {space_id}; a read pointer may only move to a "
+                    "space that receives new messages"
+                )
+            await db.execute(
+                "UPDATE channels SET read_space_id = ? WHERE guild_id = ? AND channel_id = ?",
+                (space_id, guild_id, channel_id),
+            )
+
+    # ------------------------------------------------------------------ messages
+    async def add_messages(self, messages: Iterable[StoredMessage]) -> list[StoredMessage]:
+        """Insert new messages, or update changed ones (dropping their now-stale vectors).
+
+        Returns the messages whose text is new or changed: those need embedding.
+        """
+        messages = list(messages)
+        if not messages:
+            return []
+        ids = [m.id for m in messages]
+        async with self.transaction() as db:
+            existing = {
+                r[0]: r[1]
+                for r in await (
+                    await db.execute(f"SELECT id, content FROM messages WHERE id IN ({_placeholders(len(ids))})", ids)
+                ).fetchall()
+            }
+            changed = [m for m in messages if existing.get(m.id) != m.content]
+            stale = [m.id for m in changed if m.id in existing]
+            if stale:
+                await db.execute(f"DELETE FROM embeddings WHERE message_id IN ({_placeholders(len(stale))})", stale)
+                await db.execute(f"DELETE FROM messages_fts WHERE rowid IN ({_placeholders(len(stale))})", stale)
+            await db.executemany(
+                f"INSERT INTO messages({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET content = excluded.content, edited_at = excluded.edited_at, "
+                "author_name = excluded.author_name",
+                [
+                    (m.id, m.guild_id, m.channel_id, m.author_id, m.author_name, m.content, m.created_at, m.edited_at)
+                    for m in changed
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
+                [(m.id, fts_document(m.content)) for m in changed],
+            )
+        return changed
+
+    async def delete_messages(self, message_ids: Iterable[int]) -> list[StoredMessage]:
+        """Delete messages with their vectors in every space (FK cascade); returns what was deleted."""
+        ids = list(message_ids)
+        deleted: list[StoredMessage] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            async with self.transaction() as db:
+                rows = await (
+                    await db.execute(
+                        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
+                    )
+                ).fetchall()
+                await db.execute(f"DELETE FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk)
+            deleted.extend(message_of(r) for r in rows)
+        return deleted
+
+    async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
+        """Stop (or resume) capturing a member's messages in a guild (/memory forget-me, remember-me)."""
+        async with self.transaction() as db:
+            if opted_out:
+                await db.execute(
+                    "INSERT OR IGNORE INTO opted_out_users(guild_id, user_id, created_at) VALUES (?,?,?)",
+                    (guild_id, user_id, time.time()),
+                )
+            else:
+                await db.execute("DELETE FROM opted_out_users WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+
+    async def get_messages(self, message_ids: Iterable[int]) -> dict[int, StoredMessage]:
+        ids = list(message_ids)
+        found: dict[int, StoredMessage] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
+            )
+            found.update((r[0], message_of(r)) for r in rows)
+        return found
+
+    async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
+        """BM25 candidates of one channel: (message id, score), best first; higher is better."""
+        match = fts_query(query)
+        if not match:
+            return []
+        rows = await self.fetchall(
+            "SELECT m.id, -bm25(messages_fts) AS score FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+            "WHERE messages_fts MATCH ? AND m.guild_id = ? AND m.channel_id = ? ORDER BY bm25(messages_fts) LIMIT ?",
+            (match, guild_id, channel_id, limit),
+        )
+        return [(r[0], float(r[1])) for r in rows]
+
+    async def channel_stats(self, target_space_id: int) -> dict[tuple[int, int], tuple[int, int, int]]:
+        """Per channel: (messages without text, without a read-space vector, already in the target space)."""
+        rows = await self.fetchall(_STATS_SQL, (target_space_id,))
+        return {(r[0], r[1]): (int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
+
+    # ------------------------------------------------------------------ vectors
+    async def put_vectors(
+        self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray
+    ) -> list[StoredMessage]:
+        """Upsert vectors of ``messages`` into ``space``, idempotently.
+
+        A message deleted or edited since it was embedded is skipped (its vector would be stale);
+        returns the messages actually written, so the caller adds exactly those to the index.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(messages):
+            raise ValueError(f"expected {len(messages)} vectors, got shape {vectors.shape}")
+        if vectors.shape[1] != space.dimension:
+            raise DimensionMismatch(
+                f"space {space.spec.key} holds {space.dimension}-d vectors, got {vectors.shape[1]}-d; "
+                "the model's output dimension does not match the space (check model_overrides.embedding_dimension)"
+            )
+        if not messages:
+            return []
+        ids = [m.id for m in messages]
+        async with self.transaction() as db:
+            current = {
+                r[0]: r[1]
+                for r in await (
+                    await db.execute(f"SELECT id, content FROM messages WHERE id IN ({_placeholders(len(ids))})", ids)
+                ).fetchall()
+            }
+            keep = [i for i, m in enumerate(messages) if current.get(m.id) == m.content]
+            await db.executemany(
+                "INSERT INTO embeddings(space_id, message_id, guild_id, channel_id, vector) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(space_id, message_id) DO UPDATE SET vector = excluded.vector",
+                [
+                    (space.id, messages[i].id, messages[i].guild_id, messages[i].channel_id, vectors[i].tobytes())
+                    for i in keep
+                ],
+            )
+        return [messages[i] for i in keep]
+
+    async def count_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
+        row = await self.fetchone(
+            "SELECT COUNT(*) FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+            (space_id, guild_id, channel_id),
+        )
+        return int(row[0])
+
+    async def vector_generation(self, space_id: int, guild_id: int, channel_id: int) -> int:
+        """A counter bumped by every vector insert, update or delete in (space, channel)."""
+        row = await self.fetchone(
+            "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+            (space_id, guild_id, channel_id),
+        )
+        return int(row[0]) if row else 0
+
+    async def messages_missing_vectors(
+        self,
+        space_id: int,
+        guild_id: int,
+        channel_id: int,
+        after_id: int = 0,
+        limit: int = 256,
+        up_to_id: int = 2**63 - 1,
+    ) -> list[StoredMessage]:
+        """Messages of the channel with ``after_id`` < id <= ``up_to_id`` lacking a vector in ``space_id``."""
+        rows = await self.fetchall(
+            f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))} FROM messages m "
+            "WHERE m.guild_id = ? AND m.channel_id = ? AND m.id > ? AND m.id <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id) ORDER BY m.id LIMIT ?",
+            (guild_id, channel_id, after_id, up_to_id, space_id, limit),
+        )
+        return [message_of(r) for r in rows]
+
+    async def get_vectors(self, space_id: int, message_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        rows = await self.fetchall(
+            f"SELECT message_id, vector FROM embeddings WHERE space_id = ? AND message_id IN "
+            f"({_placeholders(len(message_ids))})",
+            (space_id, *message_ids),
+        )
+        return {r[0]: np.frombuffer(r[1], dtype=np.float32) for r in rows}
+
+    async def load_vectors(
+        self, space: SpaceRecord, guild_id: int, channel_id: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """All vectors of (space, channel) as (ids int64, vectors float32 (n, d), generation), read in a thread."""
+        return await asyncio.to_thread(self._load_vectors_sync, space, guild_id, channel_id)
+
+    def _load_vectors_sync(
+        self, space: SpaceRecord, guild_id: int, channel_id: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("BEGIN")  # one snapshot for the vectors and their generation
+            rows = conn.execute(
+                "SELECT message_id, vector FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ? "
+                "ORDER BY message_id",
+                (space.id, guild_id, channel_id),
+            ).fetchall()
+            gen = conn.execute(
+                "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+                (space.id, guild_id, channel_id),
+            ).fetchone()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), space.dimension)
+        return ids, vectors, int(gen[0]) if gen else 0
+
+    async def delete_space_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
+        """Drop every vector of (space, channel): the finalize step of a migration."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+                (space_id, guild_id, channel_id),
+            )
+            return cur.rowcount
+
+    async def vector_counts(self, guild_id: int, channel_id: int) -> dict[int, int]:
+        rows = await self.fetchall(
+            "SELECT space_id, COUNT(*) FROM embeddings WHERE guild_id = ? AND channel_id = ? GROUP BY space_id",
+            (guild_id, channel_id),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # ------------------------------------------------------------------ checksums
+    async def checksums(self, guild_id: int, channel_id: int, space_id: int | None = None) -> dict[str, Any]:
+        """Counts and sha256 digests of a channel's messages (and vectors in ``space_id``).
+
+        The definition of :meth:`PostgresStore.checksums`, so a move between backends can be checked
+        end to end: ``messages_sha`` hashes ``f"{id}\\t{content}\\n"`` per message by id, ``vectors_sha``
+        is :func:`vectors_digest` of the vectors by message id. Messages are hashed in a worker thread
+        from a read-only connection, vectors come through :meth:`load_vectors`; the two reads are two
+        snapshots, so a bot writing meanwhile can make them disagree (a move verifies again).
+        """
+        messages, messages_sha = await asyncio.to_thread(self._messages_digest_sync, guild_id, channel_id)
+        result: dict[str, Any] = {"messages": messages, "messages_sha": messages_sha, "vectors": 0, "vectors_sha": None}
+        if space_id is not None:
+            ids, vectors, _ = await self.load_vectors(await self.get_space(space_id), guild_id, channel_id)
+            result["vectors"] = len(ids)
+            result["vectors_sha"] = await asyncio.to_thread(vectors_digest, ids, vectors)
+        return result
+
+    def _messages_digest_sync(self, guild_id: int, channel_id: int) -> tuple[int, str]:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            count, digest = 0, hashlib.sha256()
+            for message_id, content in conn.execute(
+                "SELECT id, content FROM messages WHERE guild_id = ? AND channel_id = ? ORDER BY id",
+                (guild_id, channel_id),
+            ):
+                count += 1
+                digest.update(f"{message_id}\t{content}\n".encode())
+            return count, digest.hexdigest()
+        finally:
+            conn.close()
+
+
+def vectors_digest(ids: np.ndarray, vectors: np.ndarray) -> str:
+    """sha256 over (id as int64 LE, vector as float32 LE) rows in the given order: the checksums' vector part.
+
+    Shared by both backends' ``checksums``, so the same vectors give the same digest on either.
+    """
+    rows = np.empty(len(ids), dtype=[("id", "<i8"), ("vector", "<f4", (vectors.shape[1],))])
+    rows["id"], rows["vector"] = ids, vectors
+    return hashlib.sha256(rows.tobytes()).hexdigest()
+
+
+_STATS_SQL = """
+SELECT m.guild_id, m.channel_id,
+       SUM(CASE WHEN trim(m.content) = '' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM embeddings e
+                                 WHERE e.space_id = c.read_space_id AND e.message_id = m.id) THEN 1 ELSE 0 END),
+       SUM(CASE WHEN EXISTS (SELECT 1 FROM embeddings e WHERE e.space_id = ? AND e.message_id = m.id)
+           THEN 1 ELSE 0 END)
+FROM messages m LEFT JOIN channels c ON c.guild_id = m.guild_id AND c.channel_id = m.channel_id
+GROUP BY m.guild_id, m.channel_id
+"""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers contain ';' inside BEGIN...END)."""
+    statements, buffer = [], ""
+    for line in script.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,887 @@
+"""The migration engine: resumable per-channel jobs that move a live memory to a new embedding space.
+
+One channel at a time: add the target to the channel's write spaces (new messages are embedded
+into both), scroll its messages by id in batches, make target vectors in an executor, upsert
+them (idempotent), add them to the shadow index and commit the cursor; then catch up with
+whatever still lacks a target vector, verify, and move the read pointer in one transaction.
+Pause, resume and cancel act at batch boundaries; a killed process resumes from the cursor.
+The old space keeps receiving new messages until ``finalize``, so ``rollback`` is instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from qwen3_memory.backends.opening import is_postgres
+from qwen3_memory.errors import EncodeOutOfMemory, UserFacingError
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.jobs import ChannelJob, Job, JobStateError, JobStore
+from qwen3_memory.migration.strategies import LinearMap, Strategy, fit_linear_map, validate_strategy
+from qwen3_memory.migration.verify import VerifyReport, verify_channel
+from qwen3_memory.recall.pipeline import Hit
+from qwen3_memory.records import SpaceRecord, StoredMessage
+from qwen3_memory.space import EmbeddingSpace
+
+log = logging.getLogger(__name__)
+
+TRANSFORM_MAP = "linear_map"
+# The error of a job whose task was cancelled (the bot shut down): paused, but not by an admin, so a
+# restart resumes it like a crashed one (see interrupted_jobs).
+SHUTDOWN_PAUSE = "interrupted (bot shutting down); resume continues here"
+
+
+POSTGRES_BACKUP_NOTE = (
+    "no file backup: the memory is on a shared Postgres server, covered by its own backups (pg_dump, "
+    "point-in-time recovery); nothing is deleted before finalize, and rollback stays instant until then"
+)
+
+
+class MigrationFailed(UserFacingError):
+    """A channel failed (verification, out of memory at batch size 1, ...); the job stops, nothing is lost."""
+
+
+class BatchSizer:
+    """Adaptive batch size: halve on out-of-memory or when RSS passes the threshold; grow back slowly."""
+
+    def __init__(self, initial: int, memory_threshold_mb: int, grow_after: int = 8) -> None:
+        self.ceiling = max(1, initial)
+        self.size = self.ceiling
+        self.memory_threshold_mb = memory_threshold_mb
+        self.grow_after = grow_after
+        self._successes = 0
+        self.shrinks = 0
+
+    def shrink(self, reason: str) -> bool:
+        """Halve; False when already at 1 (the caller must fall back or fail)."""
+        self._successes = 0
+        if self.size == 1:
+            return False
+        self.size = max(1, self.size // 2)
+        self.shrinks += 1
+        log.warning("batch size halved to %d (%s)", self.size, reason)
+        return True
+
+    def succeeded(self) -> None:
+        rss_mb = psutil.Process().memory_info().rss / 2**20
+        if rss_mb > self.memory_threshold_mb:
+            gc.collect()
+            self.shrink(f"RSS {rss_mb:.0f} MiB above memory_threshold_mb {self.memory_threshold_mb}")
+            return
+        self._successes += 1
+        if self._successes >= self.grow_after and self.size < self.ceiling:
+            self.size = min(self.ceiling, max(self.size + 1, int(self.size * 1.25)))
+            self._successes = 0
+
+
+@dataclass
+class Progress:
+    """Live state of a running job, written by the engine and read by status queries (thread-safe)."""
+
+    job_id: int
+    total: int = 0
+    done: int = 0
+    phase: str = "starting"
+    channel_id: int | None = None
+    batch_size: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+    run_done: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            for key, value in fields.items():
+                setattr(self, key, value)
+
+    def advance(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            self.run_done += n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            elapsed = max(1e-6, time.monotonic() - self.started)
+            rate = self.run_done / elapsed
+            remaining = max(0, self.total - self.done)
+            return {
+                "job_id": self.job_id,
+                "total": self.total,
+                "done": self.done,
+                "phase": self.phase,
+                "channel_id": self.channel_id,
+                "batch_size": self.batch_size,
+                "errors": self.errors,
+                "rate": rate,
+                "eta_seconds": remaining / rate if rate > 0 else None,
+                "elapsed": elapsed,
+                "rss_mb": psutil.Process().memory_info().rss / 2**20,
+            }
+
+
+@dataclass
+class Preflight:
+    """What :meth:`MigrationEngine.preflight` found: the source space, warnings and (guild, channel, count)."""
+
+    source: SpaceRecord
+    warnings: list[str]
+    channels: list[tuple[int, int, int]]
+
+
+@dataclass
+class JobStatus:
+    job: Job
+    channels: list[ChannelJob]
+    live: dict[str, Any] | None
+    source: SpaceRecord
+    target: SpaceRecord
+
+    @property
+    def done(self) -> int:
+        return sum(c.done for c in self.channels)
+
+    @property
+    def total(self) -> int:
+        return sum(c.total for c in self.channels)
+
+
+class MigrationEngine:
+    """One per process; the admin cog and the command line are thin faces over it."""
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+        self.store = memory.store
+        self.jobs = JobStore(memory.store)
+        self._tasks: dict[int, asyncio.Task] = {}
+        self._progress: dict[int, Progress] = {}
+        self._loggers: dict[int, logging.Logger] = {}
+
+    # ------------------------------------------------------------------ creating a job
+    async def preflight(
+        self,
+        target: EmbeddingSpace,
+        strategy: str = "regenerate",
+        *,
+        source: EmbeddingSpace | None = None,
+        guild_id: int | None = None,
+        channel_ids: list[int] | None = None,
+        force: bool = False,
+    ) -> Preflight:
+        """What :meth:`start` would refuse, checked without creating anything (a face asks before confirming).
+
+        Raises :class:`StrategyRefused` for a meaningless strategy and :class:`JobStateError` for an
+        unfinished job in the same scope or no channel to migrate; returns the strategy's warnings and
+        the channels in the order they would run.
+        """
+        source_space = await self.store.ensure_space(source or self.memory.settings.space)
+        warnings = validate_strategy(strategy, source_space.spec, target, force)
+        unfinished = [
+            j
+            for j in await self.jobs.with_status(J.PENDING, J.RUNNING, J.PAUSED)
+            if guild_id is None or j.guild_id in (None, guild_id)
+        ]
+        if unfinished:
+            raise JobStateError(f"migration #{unfinished[0].id} is {unfinished[0].status}; resume or cancel it first")
+        channels = await self._select_channels(source_space.id, guild_id, channel_ids)
+        if not channels:
+            raise JobStateError(
+                f"no channel reads from {source_space.spec.key}"
+                + (" in this server" if guild_id else "")
+                + ": nothing to migrate"
+            )
+        return Preflight(source_space, warnings, channels)
+
+    async def start(
+        self,
+        target: EmbeddingSpace,
+        strategy: str = "regenerate",
+        *,
+        source: EmbeddingSpace | None = None,
+        guild_id: int | None = None,
+        channel_ids: list[int] | None = None,
+        force: bool = False,
+        auto_swap: bool = True,
+        backup: bool = True,
+        batch_size: int | None = None,
+        transform_sample: int = 1000,
+        options: dict[str, Any] | None = None,
+    ) -> Job:
+        """Take a backup and create a job; :meth:`run` or :meth:`launch` then does the work.
+
+        ``options``: extra values kept with the job (e.g. the channel where the admin cog reports).
+        The backup comes first: when it fails (:class:`BackupError`, a full disk included) no job exists.
+        """
+        checked = await self.preflight(
+            target, strategy, source=source, guild_id=guild_id, channel_ids=channel_ids, force=force
+        )
+        source_space, warnings, channels = checked.source, checked.warnings, checked.channels
+        target_space = await self.store.ensure_space(target)
+        backup_path = None
+        if backup and is_postgres(self.store):
+            warnings = [*warnings, POSTGRES_BACKUP_NOTE]
+        elif backup:
+            backup_path = await self._backup()
+        options = {
+            **(options or {}),
+            "force": force,
+            "auto_swap": auto_swap,
+            "batch_size": batch_size or self.memory.settings.batch_size,
+            "transform_sample": transform_sample,
+            "warnings": warnings,
+        }
+        job = await self.jobs.create(source_space.id, target_space.id, strategy, guild_id, options, channels)
+        log_path = self._log_path()
+        fields: dict[str, Any] = {"log_path": str(log_path)}
+        if backup_path is not None:
+            fields["backup_path"] = str(backup_path)
+        await self.jobs.set_status(job.id, J.PENDING, **fields)
+        logger = self._logger(job.id, log_path)
+        logger.info(
+            "migration #%d created: %s -> %s, strategy %s, %d channels, %d messages",
+            job.id,
+            source_space.spec.key,
+            target_space.spec.key,
+            strategy,
+            len(channels),
+            sum(n for *_, n in channels),
+        )
+        for warning in warnings:
+            logger.warning(warning)
+        if backup_path is not None:
+            logger.info("backup written to %s", backup_path)
+        return await self.jobs.get(job.id)
+
+    async def _backup(self) -> Path:
+        """A consistent backup before anything changes; file-system failures become :class:`BackupError`."""
+        from qwen3_memory.migration.backup import BackupError, create_backup
+
+        backups_dir = self.memory.settings.backups_dir
+        await self.memory.catalog.flush()
+        try:
+            return await create_backup(self.memory.settings)
+        except BackupError:
+            raise
+        except OSError as exc:
+            where = exc.filename or backups_dir
+            if exc.errno == errno.ENOSPC:
+                raise BackupError(
+                    f"the disk is full: the backup could not be written to {where}. Nothing was started; free "
+                    "some space or point memory_system.paths.backups_dir at a larger disk, then start again"
+                ) from exc
+            raise BackupError(
+                f"the backup could not be written to {where} ({exc.strerror or exc}). Nothing was started; "
+                "check memory_system.paths.backups_dir, then start again"
+            ) from exc
+
+    async def _select_channels(
+        self, source_id: int, guild_id: int | None, channel_ids: list[int] | None
+    ) -> list[tuple[int, int, int]]:
+        """(guild, channel, count) of channels reading from the source, smallest first."""
+        counts = {(g, c): n for g, c, n in await self.store.message_channels()}
+        selected = []
+        for state in await self.store.list_channels(guild_id):
+            if state.read_space_id != source_id or (channel_ids and state.channel_id not in channel_ids):
+                continue
+            selected.append((state.guild_id, state.channel_id, counts.get((state.guild_id, state.channel_id), 0)))
+        if channel_ids:
+            missing = set(channel_ids) - {c for _, c, _ in selected}
+            if missing:
+                raise JobStateError(
+                    f"channel(s) {', '.join(map(str, sorted(missing)))} do not read from the source "
+                    "space (unknown, disabled memory, or already migrated)"
+                )
+        return sorted(selected, key=lambda item: (item[2], item[0], item[1]))
+
+    def _log_path(self) -> Path:
+        logs = self.memory.settings.logs_dir
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        path, n = logs / f"qwen3_migration_{stamp}.log", 1
+        while path.exists():
+            path, n = logs / f"qwen3_migration_{stamp}_{n}.log", n + 1
+        return path
+
+    def _logger(self, job_id: int, path: Path | str | None) -> logging.Logger:
+        logger = self._loggers.get(job_id)
+        if logger is None:
+            logger = logging.getLogger(f"{__name__}.job{job_id}")
+            logger.setLevel(logging.INFO)
+            if path:
+                handler = logging.FileHandler(path, encoding="utf-8")
+                handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+                logger.addHandler(handler)
+            self._loggers[job_id] = logger
+        return logger
+
+    # ------------------------------------------------------------------ running
+    def launch(self, job_id: int) -> asyncio.Task:
+        """Run the job in the background (the bot's way); returns the task."""
+        task = self._tasks.get(job_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self.run(job_id), name=f"migration-{job_id}")
+            self._tasks[job_id] = task
+        return task
+
+    def is_running(self, job_id: int) -> bool:
+        task = self._tasks.get(job_id)
+        return task is not None and not task.done()
+
+    async def run(self, job_id: int) -> Job:
+        """Work until every channel is done, or a pause/cancel request, or a failure. Resumable.
+
+        Only the process holding the job's claim works on it; elsewhere this returns the job as it is
+        (its progress is in the job tables, visible from every process).
+        """
+        job = await self.jobs.get(job_id)
+        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # paused or cancelled before the task got here
+            return job
+        if not await self.memory.claims.try_claim("job", job_id):
+            log.info("migration #%d is being run by another process; not starting it here", job_id)
+            return job
+        try:
+            await self.jobs.log_event(job_id, "claimed", f"{socket.gethostname()} pid {os.getpid()}")
+            return await self._run_claimed(job_id)
+        finally:
+            await self.memory.claims.release("job", job_id)
+
+    def runs_elsewhere(self, job: Job) -> bool:
+        """Marked running, but not by a task of this process."""
+        return job.status == J.RUNNING and not self.is_running(job.id)
+
+    async def adopt_orphans(self) -> list[int]:
+        """Launch every running job that no process holds (its runner died); returns their ids.
+
+        Shard processes call this now and then; the claim decides which one of them resumes a job.
+        """
+        adopted = []
+        for job in await self.jobs.with_status(J.RUNNING):
+            if self.is_running(job.id):
+                continue
+            if await self._claim_is_free(job.id):  # its runner is gone
+                log.warning("migration #%d has no live runner; resuming it in this process", job.id)
+                self.launch(job.id)
+                adopted.append(job.id)
+        return adopted
+
+    async def _run_claimed(self, job_id: int) -> Job:
+        job = await self.jobs.get(job_id)
+        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # finished or stopped elsewhere meanwhile
+            return job
+        logger = self._logger(job_id, job.log_path)
+        source, target = (
+            await self.store.get_space(job.source_space_id),
+            await self.store.get_space(job.target_space_id),
+        )
+        channels = await self.jobs.channels(job_id)
+        progress = self._progress[job_id] = Progress(
+            job_id, total=sum(c.total for c in channels), done=sum(c.done for c in channels)
+        )
+        if not await self.jobs.set_status(job_id, J.RUNNING, unless=(J.PAUSED, J.CANCELLED, J.COMPLETED)):
+            return await self.jobs.get(job_id)  # paused or cancelled while this task was starting
+        resumed = [c for c in channels if c.status not in (J.PENDING, *J.CHANNEL_DONE)]
+        if resumed:
+            c = resumed[0]
+            logger.info(
+                "resuming migration #%d at channel %d (%s, cursor %d, %d/%d done)",
+                job_id,
+                c.channel_id,
+                c.status,
+                c.cursor,
+                c.done,
+                c.total,
+            )
+        try:
+            strategy = await self._strategy(job, source, target, logger)
+            sizer = BatchSizer(
+                int(job.options.get("batch_size") or 32), self.memory.settings.memory.memory_threshold_mb
+            )
+            for channel in channels:
+                if channel.status in J.CHANNEL_DONE:
+                    continue
+                finished = await self._run_channel(job, channel, strategy, source, target, sizer, progress, logger)
+                if not finished:
+                    status = (await self.jobs.get(job_id)).status
+                    logger.info("migration #%d %s at channel %d", job_id, status, channel.channel_id)
+                    return await self.jobs.get(job_id)
+            if await self._stop_requested(job_id):  # asked during the last channel's catch-up or verify
+                logger.info("migration #%d paused after its last channel; resume completes it", job_id)
+                return await self.jobs.get(job_id)
+            await self.jobs.set_status(job_id, J.COMPLETED)
+            logger.info("migration #%d completed", job_id)
+        except asyncio.CancelledError:
+            await self.jobs.set_status(job_id, J.PAUSED, SHUTDOWN_PAUSE)
+            raise
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, UserFacingError) else f"{type(exc).__name__}: {exc}"
+            logger.exception("migration #%d failed: %s", job_id, message)
+            await self.jobs.set_status(job_id, J.FAILED, message)
+            progress.update(phase="failed")
+            if not isinstance(exc, UserFacingError):
+                raise
+        finally:
+            progress.update(phase=(await self.jobs.get(job_id)).status)
+        return await self.jobs.get(job_id)
+
+    async def _strategy(self, job: Job, source: SpaceRecord, target: SpaceRecord, logger: logging.Logger) -> Strategy:
+        service = self.memory.services.get(target.spec)
+        await service.aload()
+        strategy = Strategy(job.strategy, source.spec, target.spec, service)
+        if job.strategy == "transform":
+            data = await self.jobs.artifact(job.id, TRANSFORM_MAP)
+            if data is None:
+                strategy.linear_map = await self._fit_transform(job, source, target, service, logger)
+                await self.jobs.put_artifact(job.id, TRANSFORM_MAP, strategy.linear_map.to_bytes())
+            else:
+                strategy.linear_map = LinearMap.from_bytes(data)
+        return strategy
+
+    async def _fit_transform(
+        self, job: Job, source: SpaceRecord, target: SpaceRecord, service, logger: logging.Logger
+    ) -> LinearMap:
+        """Embed a sample with the target model and fit old -> new on it (held-out fit reported)."""
+        wanted = int(job.options.get("transform_sample", 1000))
+        sample: list[StoredMessage] = []
+        for channel in await self.jobs.channels(job.id):
+            if len(sample) >= wanted:
+                break
+            sample.extend(
+                await self.store.scroll_messages(channel.guild_id, channel.channel_id, 0, wanted - len(sample))
+            )
+        old = await self.store.get_vectors(source.id, [m.id for m in sample]) if sample else {}
+        sample = [m for m in sample if m.id in old and m.content.strip()]
+        if not sample:
+            from qwen3_memory.migration.strategies import StrategyRefused
+
+            raise StrategyRefused(
+                "transform needs messages that have both their text and an old vector; none do. Use regenerate"
+            )
+        new = await service.aencode_documents([m.content for m in sample])
+        fitted = await asyncio.to_thread(fit_linear_map, np.stack([old[m.id] for m in sample]), new)
+        logger.info(
+            "transform fitted on %d messages: mean cosine train %.3f, held-out %.3f (%d messages)",
+            fitted.samples,
+            fitted.train_cosine,
+            fitted.heldout_cosine,
+            fitted.heldout_size,
+        )
+        return fitted
+
+    async def _stop_requested(self, job_id: int) -> bool:
+        """Paused or cancelled by an admin, or this process no longer holds the job (another adopts it)."""
+        if not await self.memory.claims.holds("job", job_id):
+            log.warning("migration #%d: this process lost its claim; stopping here for whoever adopts it", job_id)
+            return True
+        status = (await self.jobs.get(job_id)).status
+        return status in (J.PAUSED, J.CANCELLED)
+
+    async def _run_channel(
+        self,
+        job: Job,
+        ch: ChannelJob,
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+        logger: logging.Logger,
+    ) -> bool:
+        """Take one channel as far as it goes; False when paused or cancelled on the way."""
+        g, c = ch.guild_id, ch.channel_id
+        progress.update(channel_id=c)
+        if ch.status == J.PENDING:
+            await self.store.add_write_space(g, c, target.id)  # dual-write starts before the backfill
+            await self.jobs.update_channel(job.id, g, c, "backfill", status=J.BACKFILL, started_at=time.time())
+            logger.info("channel %d: dual-write on, backfill of %d messages", c, ch.total)
+            ch.status = J.BACKFILL
+        if ch.status == J.BACKFILL:
+            progress.update(phase="backfill")
+            if not await self._backfill(job, ch, strategy, source, target, sizer, progress):
+                return False
+            await self.jobs.update_channel(job.id, g, c, "catch-up", status=J.CATCHUP)
+            ch.status = J.CATCHUP
+        if ch.status == J.CATCHUP:
+            progress.update(phase="catch-up")
+            caught_up = await self._catch_up(g, c, strategy, source, target, sizer, progress)
+            logger.info("channel %d: caught up %d messages written during the backfill", c, caught_up)
+            progress.update(phase="verify")
+            report = await verify_channel(
+                self.memory, source, target, g, c, sample=self.memory.settings.memory.migration.verify_sample
+            )
+            if not report.passed:
+                await self.jobs.update_channel(
+                    job.id,
+                    g,
+                    c,
+                    "verify failed",
+                    "; ".join(report.problems),
+                    status=J.FAILED,
+                    error="; ".join(report.problems),
+                    report=report.to_dict(),
+                )
+                raise MigrationFailed(
+                    f"channel {c} failed verification: {'; '.join(report.problems)}. "
+                    "Nothing was swapped; fix the cause and resume, or cancel"
+                )
+            await self.jobs.update_channel(
+                job.id, g, c, "verified", status=J.VERIFIED, report=report.to_dict(), finished_at=time.time()
+            )
+            logger.info("channel %d verified: %s", c, report.summary())
+            ch.status = J.VERIFIED
+        if ch.status == J.VERIFIED and job.options.get("auto_swap", True):
+            if not await self.memory.claims.holds("job", job.id):  # another process may be swapping it now
+                return False
+            await self._swap_channel(job, g, c, target.id, logger)
+        return True
+
+    async def _backfill(
+        self,
+        job: Job,
+        ch: ChannelJob,
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> bool:
+        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary.
+
+        Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS
+        threads), batch *n+1* is already being encoded (model threads), so the model never waits
+        for bookkeeping. Cursors are still committed strictly in order.
+        """
+        g, c = ch.guild_id, ch.channel_id
+        cursor, done = ch.cursor, ch.done
+        up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
+        commit: asyncio.Task | None = None
+
+        async def store_and_commit(batch: list[StoredMessage], vectors: np.ndarray, done_after: int) -> None:
+            await self._store_batch(batch, vectors, target, sizer, progress)
+            await self.jobs.update_channel(job.id, g, c, cursor=batch[-1].id, done=done_after)
+            progress.advance(len(batch))
+
+        try:
+            batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+            while batch:
+                if await self._stop_requested(job.id):
+                    return False
+                vectors = await self._encode_batch(batch, strategy, source, target, sizer, progress)
+                if commit is not None:
+                    await commit
+                    commit = None
+                if vectors is None:  # out of memory: the same messages again, in a halved batch
+                    batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+                    continue
+                cursor, done = batch[-1].id, done + len(batch)
+                commit = asyncio.create_task(store_and_commit(batch, vectors, done))
+                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+        finally:
+            if commit is not None:
+                await commit
+        return True
+
+    async def _encode_batch(
+        self,
+        batch: list[StoredMessage],
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> np.ndarray | None:
+        """Target vectors for ``batch``; None if it ran out of memory (the batch size was halved)."""
+        try:
+            return await self._target_vectors(batch, strategy, source, sizer.size)
+        except EncodeOutOfMemory as exc:
+            progress.update(errors=progress.errors + 1)
+            if sizer.shrink("out of memory"):
+                progress.update(batch_size=sizer.size)
+                return None
+            if self.memory.services.get(target.spec).fall_back_to_cpu():
+                return None
+            raise MigrationFailed(f"{exc} (already at batch size 1)") from exc
+
+    async def _store_batch(
+        self,
+        batch: list[StoredMessage],
+        vectors: np.ndarray,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> int:
+        """Upsert the vectors (skipping messages edited or deleted meanwhile) and index them."""
+        rows = {m.id: i for i, m in enumerate(batch)}
+        async with self.memory.catalog.writing():
+            accepted = await self.store.put_vectors(target, batch, vectors)
+            if accepted:
+                await self.memory.catalog.add(target, accepted, vectors[[rows[m.id] for m in accepted]])
+        sizer.succeeded()
+        progress.update(batch_size=sizer.size)
+        return len(accepted)
+
+    async def _target_vectors(
+        self, batch: list[StoredMessage], strategy: Strategy, source: SpaceRecord, batch_size: int
+    ) -> np.ndarray:
+        service = strategy.target_service
+        if not strategy.needs_source_vectors:
+            return await service.run(strategy.vectors, batch, None, batch_size)
+        old = await self.store.get_vectors(source.id, [m.id for m in batch])
+        have = [i for i, m in enumerate(batch) if m.id in old]
+        out = np.empty((len(batch), strategy.target.dimension), dtype=np.float32)
+        if have:
+            out[have] = await service.run(
+                strategy.vectors,
+                [batch[i] for i in have],
+                np.stack([old[batch[i].id] for i in have]),
+                batch_size,
+            )
+        lacking = [i for i, m in enumerate(batch) if m.id not in old]
+        if lacking:  # no old vector to map (e.g. its embedding had failed): embed from text, exactly
+            out[lacking] = await service.aencode_documents([batch[i].content for i in lacking])
+        return out
+
+    async def _catch_up(
+        self,
+        g: int,
+        c: int,
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> int:
+        """Embed the channel's messages that still lack a target vector, up to the newest one now.
+
+        Messages newer than that are dual-written by capture (the target has been a write space
+        since before the backfill), so the catch-up ends even while members keep posting.
+        """
+        up_to = await self.store.newest_message_id(g, c)
+        after, total = 0, 0
+        while missing := await self.store.messages_missing_vectors(target.id, g, c, after, sizer.size, up_to):
+            vectors = await self._encode_batch(missing, strategy, source, target, sizer, progress)
+            if vectors is None:
+                continue
+            written = await self._store_batch(missing, vectors, target, sizer, progress)
+            after = missing[-1].id  # edited or deleted under us: capture has re-embedded or removed them
+            total += written
+        return total
+
+    # ------------------------------------------------------------------ control
+    async def pause(self, job_id: int, guild_id: int | None = None) -> Job:
+        job = await self.jobs.get(job_id, guild_id)
+        if job.status not in (J.RUNNING, J.PENDING):
+            raise JobStateError(f"migration #{job_id} is {job.status}, not running")
+        await self.jobs.set_status(job_id, J.PAUSED)
+        return await self.jobs.get(job_id)
+
+    async def cancel(self, job_id: int, guild_id: int | None = None) -> Job:
+        """Stop for good: dual-write to the target ends for channels not swapped; nothing is deleted."""
+        job = await self.jobs.get(job_id, guild_id)
+        if job.status in (J.COMPLETED, J.CANCELLED):
+            raise JobStateError(f"migration #{job_id} is already {job.status}")
+        await self.jobs.set_status(job_id, J.CANCELLED)
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            await asyncio.wait_for(asyncio.shield(task), timeout=120)
+        for ch in await self.jobs.channels(job_id):
+            if ch.status not in (J.SWAPPED, J.FINALIZED):
+                await self.store.remove_write_space(ch.guild_id, ch.channel_id, job.target_space_id)
+        return await self.jobs.get(job_id)
+
+    async def resume(self, job_id: int, guild_id: int | None = None, background: bool = True) -> Job:
+        job = await self.jobs.get(job_id, guild_id)
+        if job.status not in (J.PAUSED, J.FAILED, J.RUNNING, J.PENDING):
+            raise JobStateError(
+                f"migration #{job_id} is {job.status}; only paused, failed or interrupted migrations can resume"
+            )
+        if self.is_running(job_id):
+            raise JobStateError(f"migration #{job_id} is already running")
+        if job.status == J.RUNNING and not await self._claim_is_free(job_id):
+            raise JobStateError(f"migration #{job_id} is running in another bot process; its status shows progress")
+        for ch in await self.jobs.channels(job_id):
+            if ch.status == J.FAILED:  # retry a failed channel from its catch-up step (its cursor is kept)
+                await self.jobs.update_channel(
+                    job_id, ch.guild_id, ch.channel_id, "retry", status=J.CATCHUP, error=None
+                )
+        await self.jobs.set_status(job_id, J.RUNNING)
+        if background:
+            self.launch(job_id)
+            return await self.jobs.get(job_id)
+        return await self.run(job_id)
+
+    async def _claim_is_free(self, job_id: int) -> bool:
+        if not await self.memory.claims.try_claim("job", job_id):
+            return False
+        await self.memory.claims.release("job", job_id)
+        return True
+
+    async def interrupted_jobs(self) -> list[Job]:
+        """Jobs a crash or a shutdown interrupted: marked running with no task in this process, or paused
+        by the shutdown itself (not by an admin). A job another live process runs is not interrupted."""
+        found = []
+        for j in await self.jobs.with_status(J.RUNNING, J.PAUSED):
+            if self.is_running(j.id) or not (j.status == J.RUNNING or j.error == SHUTDOWN_PAUSE):
+                continue
+            if j.status == J.RUNNING and not await self._claim_is_free(j.id):
+                continue
+            found.append(j)
+        return found
+
+    async def status(self, job_id: int | None = None, guild_id: int | None = None) -> JobStatus | None:
+        job = await self.jobs.get(job_id, guild_id) if job_id else await self.jobs.latest(guild_id)
+        if job is None:
+            return None
+        live = self._progress.get(job.id)
+        return JobStatus(
+            job,
+            await self.jobs.channels(job.id),
+            live.snapshot() if live and self.is_running(job.id) else None,
+            await self.store.get_space(job.source_space_id),
+            await self.store.get_space(job.target_space_id),
+        )
+
+    # ------------------------------------------------------------------ verify, swap, rollback, finalize
+    async def verify(
+        self, job_id: int, channel_id: int | None = None, guild_id: int | None = None, eval_path: Path | None = None
+    ) -> list[VerifyReport]:
+        job = await self.jobs.get(job_id, guild_id)
+        source, target = (
+            await self.store.get_space(job.source_space_id),
+            await self.store.get_space(job.target_space_id),
+        )
+        reports = []
+        for ch in await self._channels(job, channel_id):
+            report = await verify_channel(
+                self.memory,
+                source,
+                target,
+                ch.guild_id,
+                ch.channel_id,
+                sample=self.memory.settings.memory.migration.verify_sample,
+                eval_path=eval_path,
+            )
+            await self.jobs.update_channel(
+                job_id,
+                ch.guild_id,
+                ch.channel_id,
+                "verify",
+                "passed" if report.passed else "; ".join(report.problems),
+                report=report.to_dict(),
+            )
+            reports.append(report)
+        return reports
+
+    async def _channels(self, job: Job, channel_id: int | None) -> list[ChannelJob]:
+        channels = await self.jobs.channels(job.id)
+        if channel_id is None:
+            return channels
+        chosen = [c for c in channels if c.channel_id == channel_id]
+        if not chosen:
+            raise J.JobNotFound(f"channel {channel_id} is not part of migration #{job.id}")
+        return chosen
+
+    async def swap(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
+        """Point verified channels (one, or all) at the target space; returns the channels swapped."""
+        job = await self.jobs.get(job_id, guild_id)
+        logger = self._logger(job_id, job.log_path)
+        swapped = []
+        for ch in await self._channels(job, channel_id):
+            if ch.status in (J.VERIFIED, J.ROLLED_BACK):
+                await self._swap_channel(job, ch.guild_id, ch.channel_id, job.target_space_id, logger)
+                swapped.append(ch.channel_id)
+            elif channel_id is not None and ch.status != J.SWAPPED:
+                raise JobStateError(f"channel {channel_id} is {ch.status}: only verified channels can be swapped")
+        return swapped
+
+    async def _swap_channel(self, job: Job, g: int, c: int, space_id: int, logger: logging.Logger) -> None:
+        await self.store.set_read_space(g, c, space_id)
+        await self.jobs.update_channel(job.id, g, c, "swapped", status=J.SWAPPED)
+        logger.info("channel %d now reads from space %d", c, space_id)
+
+    async def rollback(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
+        """Point swapped channels back at the source space (instant: it was kept up to date)."""
+        job = await self.jobs.get(job_id, guild_id)
+        logger = self._logger(job_id, job.log_path)
+        rolled = []
+        for ch in await self._channels(job, channel_id):
+            if ch.status == J.FINALIZED:
+                raise JobStateError(
+                    f"channel {ch.channel_id} was finalized: its old vectors are gone; restore the "
+                    f"backup ({job.backup_path}) instead"
+                )
+            if ch.status == J.SWAPPED:
+                await self.store.set_read_space(ch.guild_id, ch.channel_id, job.source_space_id)
+                await self.jobs.update_channel(job_id, ch.guild_id, ch.channel_id, "rolled back", status=J.ROLLED_BACK)
+                logger.info("channel %d rolled back to space %d", ch.channel_id, job.source_space_id)
+                rolled.append(ch.channel_id)
+        return rolled
+
+    async def check_finalize(self, job_id: int, guild_id: int | None = None) -> Job:
+        """The job, if every channel is swapped (or finalized) after a passing verify; else JobStateError."""
+        job = await self.jobs.get(job_id, guild_id)
+        not_ready = [
+            c
+            for c in await self.jobs.channels(job_id)
+            if c.status not in (J.SWAPPED, J.FINALIZED) or not (c.report or {}).get("passed")
+        ]
+        if not_ready:
+            c = not_ready[0]
+            raise JobStateError(
+                f"channel {c.channel_id} is {c.status}"
+                f"{'' if (c.report or {}).get('passed') else ' without a passing verify'}; "
+                "verify and swap every channel before finalizing"
+            )
+        return job
+
+    async def finalize(self, job_id: int, confirm: bool, guild_id: int | None = None) -> list[int]:
+        """Delete the old space's vectors and index files of swapped channels, after a passing verify."""
+        if not confirm:
+            raise JobStateError("finalize deletes the old vectors for good; confirm it explicitly (--yes)")
+        job = await self.check_finalize(job_id, guild_id)
+        channels = await self.jobs.channels(job_id)
+        logger = self._logger(job_id, job.log_path)
+        source = await self.store.get_space(job.source_space_id)
+        done = []
+        for ch in channels:
+            if ch.status == J.FINALIZED:
+                continue
+            await self.store.remove_write_space(ch.guild_id, ch.channel_id, source.id)
+            removed = await self.store.delete_space_vectors(source.id, ch.guild_id, ch.channel_id)
+            await self.memory.catalog.delete_files(source, ch.guild_id, ch.channel_id)
+            await self.jobs.update_channel(
+                job_id, ch.guild_id, ch.channel_id, "finalized", f"{removed} old vectors", status=J.FINALIZED
+            )
+            logger.info("channel %d finalized: %d old vectors deleted", ch.channel_id, removed)
+            done.append(ch.channel_id)
+        return done
+
+    async def compare(
+        self, job_id: int, guild_id: int, channel_id: int, query: str, k: int = 5
+    ) -> tuple[list[Hit], list[Hit]]:
+        """Top results of the old and the new space side by side, for an A/B judgement before swapping."""
+        job = await self.jobs.get(job_id)
+        if job.guild_id not in (None, guild_id):  # another guild's job: as if it did not exist
+            raise J.JobNotFound(f"no migration #{job_id} in this server")
+        await self.jobs.channel(job_id, guild_id, channel_id)  # the channel must be part of this job
+        options = self.memory.recall_options(k=k, hybrid=False, rerank=False, min_score=-1.0)
+        recaller = self.memory.recaller
+        old = await recaller.recall(
+            guild_id, channel_id, query, options, space=await self.store.get_space(job.source_space_id)
+        )
+        new = await recaller.recall(
+            guild_id, channel_id, query, options, space=await self.store.get_space(job.target_space_id)
+        )
+        return old, new

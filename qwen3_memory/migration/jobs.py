@@ -1,0 +1,245 @@
+"""Persistent migration jobs: the job row, one row per channel with its cursor, and an event log.
+
+Every status change is one transaction, so after a crash the tables say exactly where each
+channel stood: which phase, and the last message id whose target vector is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from qwen3_memory.backends.opening import Store
+from qwen3_memory.errors import UserFacingError
+
+# job statuses
+PENDING, RUNNING, PAUSED, CANCELLED, FAILED, COMPLETED = (
+    "pending",
+    "running",
+    "paused",
+    "cancelled",
+    "failed",
+    "completed",
+)
+# channel statuses, in the order a channel goes through them
+BACKFILL, CATCHUP, VERIFIED, SWAPPED, ROLLED_BACK, FINALIZED = (
+    "backfill",
+    "catchup",
+    "verified",
+    "swapped",
+    "rolled_back",
+    "finalized",
+)
+CHANNEL_DONE = (VERIFIED, SWAPPED, ROLLED_BACK, FINALIZED)
+
+
+class JobNotFound(UserFacingError):
+    """No migration with that id (in this guild)."""
+
+
+class JobStateError(UserFacingError):
+    """The operation does not fit the job's current state (e.g. finalize before verify)."""
+
+
+@dataclass
+class Job:
+    id: int
+    source_space_id: int
+    target_space_id: int
+    strategy: str
+    status: str
+    guild_id: int | None
+    options: dict[str, Any]
+    backup_path: str | None
+    log_path: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class ChannelJob:
+    migration_id: int
+    guild_id: int
+    channel_id: int
+    position: int
+    status: str
+    cursor: int
+    total: int
+    done: int
+    error: str | None
+    report: dict[str, Any] | None = field(default=None)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+_JOB_COLUMNS = (
+    "id, source_space_id, target_space_id, strategy, status, guild_id, options, backup_path, log_path, "
+    "error, created_at, updated_at"
+)
+_CHANNEL_COLUMNS = (
+    "migration_id, guild_id, channel_id, position, status, cursor, total, done, error, report, started_at, finished_at"
+)
+
+
+def _job(row) -> Job:
+    values = list(row)
+    values[6] = json.loads(values[6] or "{}")
+    return Job(*values)
+
+
+def _channel(row) -> ChannelJob:
+    values = list(row)
+    values[9] = json.loads(values[9]) if values[9] else None
+    return ChannelJob(*values)
+
+
+class JobStore:
+    """Reads and writes the migration tables through the memory store's connection.
+
+    The SQL is portable (``?`` placeholders, ``RETURNING``, ``ON CONFLICT``): SQLite runs it as is and
+    the Postgres store translates the placeholders, so one job table serves both backends.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def create(
+        self,
+        source_space_id: int,
+        target_space_id: int,
+        strategy: str,
+        guild_id: int | None,
+        options: dict[str, Any],
+        channels: list[tuple[int, int, int]],
+    ) -> Job:
+        """A new job with its channels ((guild, channel, message count), processed in the given order)."""
+        now = time.time()
+        async with self.store.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO migrations(source_space_id, target_space_id, strategy, status, guild_id, options, "
+                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                (source_space_id, target_space_id, strategy, PENDING, guild_id, json.dumps(options), now, now),
+            )
+            job_id = (await cur.fetchone())[0]
+            await db.executemany(
+                "INSERT INTO migration_channels(migration_id, guild_id, channel_id, position, status, total) "
+                "VALUES (?,?,?,?,?,?)",
+                [(job_id, g, c, pos, PENDING, n) for pos, (g, c, n) in enumerate(channels)],
+            )
+            await db.execute(
+                "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
+                (job_id, now, "created", json.dumps({"strategy": strategy, "channels": len(channels)})),
+            )
+        return await self.get(job_id)
+
+    async def get(self, job_id: int, guild_id: int | None = None) -> Job:
+        """The job; with ``guild_id``, only if it belongs to that guild (admins never see another guild's)."""
+        row = await self.store.fetchone(f"SELECT {_JOB_COLUMNS} FROM migrations WHERE id = ?", (job_id,))
+        if row is None or (guild_id is not None and row[5] != guild_id):
+            raise JobNotFound(f"no migration #{job_id}" + (" in this server" if guild_id is not None else ""))
+        return _job(row)
+
+    async def latest(self, guild_id: int | None = None) -> Job | None:
+        if guild_id is None:
+            row = await self.store.fetchone(f"SELECT {_JOB_COLUMNS} FROM migrations ORDER BY id DESC LIMIT 1")
+        else:
+            row = await self.store.fetchone(
+                f"SELECT {_JOB_COLUMNS} FROM migrations WHERE guild_id = ? ORDER BY id DESC LIMIT 1", (guild_id,)
+            )
+        return _job(row) if row else None
+
+    async def with_status(self, *statuses: str) -> list[Job]:
+        rows = await self.store.fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM migrations WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
+            statuses,
+        )
+        return [_job(r) for r in rows]
+
+    async def channels(self, job_id: int) -> list[ChannelJob]:
+        rows = await self.store.fetchall(
+            f"SELECT {_CHANNEL_COLUMNS} FROM migration_channels WHERE migration_id = ? ORDER BY position", (job_id,)
+        )
+        return [_channel(r) for r in rows]
+
+    async def channel(self, job_id: int, guild_id: int, channel_id: int) -> ChannelJob:
+        row = await self.store.fetchone(
+            f"SELECT {_CHANNEL_COLUMNS} FROM migration_channels WHERE migration_id = ? AND guild_id = ? "
+            "AND channel_id = ?",
+            (job_id, guild_id, channel_id),
+        )
+        if row is None:
+            raise JobNotFound(f"channel {channel_id} is not part of migration #{job_id}")
+        return _channel(row)
+
+    async def set_status(
+        self, job_id: int, status: str, error: str | None = None, *, unless: tuple[str, ...] = (), **fields: Any
+    ) -> bool:
+        """Change the job's status (and ``fields``) in one transaction; with ``unless``, only if its current
+        status is none of those (checked in the same transaction). False when nothing changed."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        guard = f" AND status NOT IN ({','.join('?' * len(unless))})" if unless else ""
+        async with self.store.transaction() as db:
+            cur = await db.execute(
+                f"UPDATE migrations SET status = ?, error = ?, updated_at = ?{', ' + sets if sets else ''} "
+                f"WHERE id = ?{guard}",
+                (status, error, time.time(), *fields.values(), job_id, *unless),
+            )
+            if cur.rowcount == 0:
+                return False
+            await db.execute(
+                "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
+                (job_id, time.time(), status, error or ""),
+            )
+        return True
+
+    async def update_channel(
+        self, job_id: int, guild_id: int, channel_id: int, event: str | None = None, detail: str = "", **fields: Any
+    ) -> None:
+        """Change a channel row (cursor, done, status, ...) and log ``event``, in one transaction."""
+        if "report" in fields and fields["report"] is not None:
+            fields["report"] = json.dumps(fields["report"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        async with self.store.transaction() as db:
+            if sets:
+                await db.execute(
+                    f"UPDATE migration_channels SET {sets} WHERE migration_id = ? AND guild_id = ? AND channel_id = ?",
+                    (*fields.values(), job_id, guild_id, channel_id),
+                )
+            if event:
+                await db.execute(
+                    "INSERT INTO migration_events(migration_id, at, guild_id, channel_id, event, detail) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (job_id, time.time(), guild_id, channel_id, event, detail),
+                )
+
+    async def log_event(self, job_id: int, event: str, detail: str = "") -> None:
+        async with self.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
+                (job_id, time.time(), event, detail),
+            )
+
+    async def events(self, job_id: int, limit: int = 50) -> list[tuple[float, int | None, str, str]]:
+        rows = await self.store.fetchall(
+            "SELECT at, channel_id, event, detail FROM migration_events WHERE migration_id = ? ORDER BY id DESC "
+            "LIMIT ?",
+            (job_id, limit),
+        )
+        return [tuple(r) for r in reversed(rows)]
+
+    async def put_artifact(self, job_id: int, name: str, data: bytes) -> None:
+        async with self.store.transaction() as db:
+            await db.execute(
+                "INSERT INTO migration_artifacts(migration_id, name, data) VALUES (?,?,?) "
+                "ON CONFLICT(migration_id, name) DO UPDATE SET data = excluded.data",
+                (job_id, name, data),
+            )
+
+    async def artifact(self, job_id: int, name: str) -> bytes | None:
+        row = await self.store.fetchone(
+            "SELECT data FROM migration_artifacts WHERE migration_id = ? AND name = ?", (job_id, name)
+        )
+        return bytes(row[0]) if row else None

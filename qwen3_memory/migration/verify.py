@@ -1,0 +1,180 @@
+"""Verification of a channel's vectors in a space, before its read pointer may move there.
+
+Structural checks fail the verification: every message has exactly one finite vector of the
+right dimension (unit norm where the space normalises), the FAISS index holds exactly those
+vectors, and each sampled vector finds its own message first. The agreement of old and new
+top-k results is reported, not judged: two different models are expected to disagree somewhat.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qwen3_memory.memory import Memory
+from qwen3_memory.records import SpaceRecord
+
+SELF_RETRIEVAL_EXACT = 0.99
+SELF_RETRIEVAL_APPROXIMATE = 0.95
+IN_FLIGHT_ALLOWANCE = 256  # newest messages still in the capture queue when verify ran
+
+
+@dataclass
+class VerifyReport:
+    guild_id: int
+    channel_id: int
+    space_key: str
+    messages: int = 0
+    vectors: int = 0
+    in_flight: int = 0
+    non_finite: int = 0
+    bad_norm: int = 0
+    dimension: int = 0
+    index_size: int = 0
+    index_kind: str = ""
+    self_retrieval: float = 0.0
+    self_retrieval_sample: int = 0
+    agreement_at_k: float | None = None
+    agreement_queries: int = 0
+    source_key: str = ""
+    evaluation: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    scores_old: list[float] = field(default_factory=list)
+    scores_new: list[float] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self) -> str:
+        agreement = f", old/new top-10 agreement {self.agreement_at_k:.2f}" if self.agreement_at_k is not None else ""
+        return (
+            f"{'PASS' if self.passed else 'FAIL'} {self.vectors}/{self.messages} vectors, index {self.index_size} "
+            f"({self.index_kind}), self-retrieval {self.self_retrieval:.3f}{agreement}"
+            + (f"; problems: {'; '.join(self.problems)}" if self.problems else "")
+        )
+
+
+async def verify_channel(
+    memory: Memory,
+    source: SpaceRecord | None,
+    target: SpaceRecord,
+    guild_id: int,
+    channel_id: int,
+    sample: int = 200,
+    k: int = 10,
+    agreement_queries: int = 20,
+    eval_path: Path | None = None,
+    seed: int = 0,
+) -> VerifyReport:
+    """Check (target, channel); compare with ``source`` on sampled queries when given."""
+    store = memory.store
+    report = VerifyReport(
+        guild_id, channel_id, target.spec.key, dimension=target.dimension, source_key=source.spec.key if source else ""
+    )
+    report.messages = await store.count_messages(guild_id, channel_id)
+    try:
+        ids, vectors, _ = await store.load_vectors(target, guild_id, channel_id)
+    except ValueError:
+        report.problems.append(f"some stored vectors are not {target.dimension}-d")
+        return report
+    report.vectors = len(ids)
+    missing = await store.messages_missing_vectors(target.id, guild_id, channel_id, 0, IN_FLIGHT_ALLOWANCE + 1)
+    newest = int(ids.max()) if len(ids) else 0
+    report.in_flight = sum(1 for m in missing if m.id > newest)
+    if len(missing) > report.in_flight or len(missing) > IN_FLIGHT_ALLOWANCE:
+        report.problems.append(f"{report.messages - report.vectors} messages have no vector")
+    finite = np.isfinite(vectors).all(axis=1)
+    report.non_finite = int((~finite).sum())
+    if report.non_finite:
+        report.problems.append(f"{report.non_finite} vectors contain NaN or infinity")
+    if target.spec.normalize and len(ids):
+        norms = np.linalg.norm(np.where(finite[:, None], vectors, 0), axis=1)
+        report.bad_norm = int((np.abs(norms - 1.0) > 1e-3)[finite].sum())
+        if report.bad_norm:
+            report.problems.append(f"{report.bad_norm} vectors are not unit length")
+    index = await memory.catalog.get(target, guild_id, channel_id, validate=True)  # the one searches use
+    report.index_size, report.index_kind = len(index), index.kind
+    if report.index_size != report.vectors:
+        report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
+    await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
+    if source is not None and report.messages:
+        await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries)
+    if eval_path is not None:
+        from qwen3_memory.evaluation import evaluate_channel_spaces
+
+        report.evaluation = await evaluate_channel_spaces(
+            memory, eval_path, guild_id, channel_id, [s for s in (source, target) if s is not None]
+        )
+    return report
+
+
+async def _self_retrieval(
+    report: VerifyReport,
+    memory: Memory,
+    target: SpaceRecord,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    sample: int,
+    seed: int,
+) -> None:
+    """Each sampled vector must come back first for its own message (ties with duplicates count)."""
+    if not len(ids):
+        return
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
+    scores, hits = await memory.catalog.search_many(  # one batched search, off the loop
+        target, report.guild_id, report.channel_id, vectors[rows], 1
+    )
+    own = np.einsum("ij,ij->i", vectors[rows], vectors[rows])
+    found = int(np.sum((hits[:, 0] == ids[rows]) | ((hits[:, 0] >= 0) & (np.abs(scores[:, 0] - own) < 1e-5))))
+    report.self_retrieval = found / len(rows)
+    report.self_retrieval_sample = len(rows)
+    threshold = SELF_RETRIEVAL_APPROXIMATE if "hnsw" in report.index_kind else SELF_RETRIEVAL_EXACT
+    if report.self_retrieval < threshold:
+        report.problems.append(
+            f"only {report.self_retrieval:.1%} of sampled vectors retrieve their own message "
+            f"first (need {threshold:.0%}): the index or the vectors are damaged"
+        )
+
+
+async def _agreement(
+    report: VerifyReport,
+    memory: Memory,
+    source: SpaceRecord,
+    target: SpaceRecord,
+    guild_id: int,
+    channel_id: int,
+    k: int,
+    queries: int,
+) -> None:
+    """Overlap of old and new top-k for message texts used as queries (reported, not judged)."""
+    chosen = await memory.store.sample_messages(guild_id, channel_id, queries)
+    if not chosen:
+        return
+    texts = [m.content for m in chosen]
+    old_q = await memory.services.get(source.spec).aencode_queries(texts)
+    new_q = await memory.services.get(target.spec).aencode_queries(texts)
+    overlaps = []
+    for old_vec, new_vec in zip(old_q, new_q):
+        old_hits = await memory.catalog.search(source, guild_id, channel_id, old_vec, k)
+        new_hits = await memory.catalog.search(target, guild_id, channel_id, new_vec, k)
+        if old_hits and new_hits:
+            overlaps.append(len({i for i, _ in old_hits} & {i for i, _ in new_hits}) / min(k, len(new_hits)))
+            report.scores_old.extend(s for _, s in old_hits)
+            report.scores_new.extend(s for _, s in new_hits)
+    if overlaps:
+        report.agreement_at_k = float(np.mean(overlaps))
+        report.agreement_queries = len(overlaps)
