@@ -11,13 +11,13 @@ throughputs below 1 means Postgres is slower).
   one. Vectors: the distinct lines are encoded once by the packaged all-MiniLM-L6-v2 (offline_default,
   384-d); each copy reuses its line's vector plus small Gaussian noise, re-normalised. Both backends get
   exactly these messages and vectors through ``store.add_messages`` + ``store.put_vectors`` (+
-  ``catalog.add``, then ``catalog.flush()``) in batches of 2,000: the write path, timed per backend
+  ``put_vectors``, then ``flush()``) in batches of 2,000: the write path, timed per backend
   (SQLite rows + FTS5 + FAISS vs executemany + GIN + binary COPY + pgvector HNSW maintenance).
 * **Recall latency** over ``--queries`` (200) queries (the demo questions, then chat lines), each in a
   channel drawn proportionally to channel size, after a warm-up of one query per channel: the whole
   ``Recaller.recall`` with the settings' default options (hybrid: dense + BM25, cosine floor), the
   dense-only and the BM25-only stages (``for_stage("dense")``, ``for_stage("bm25")``: FTS5 vs
-  tsvector + GIN + ``ts_rank``), and the raw vector search alone (``catalog.search`` at the
+  tsvector + GIN + ``ts_rank``), and the raw vector search alone (``store.search`` at the
   dense stage's depth, query vectors embedded beforehand: FAISS vs pgvector without the shared model
   cost). Backends alternate per query, so a busy moment of the machine weighs on both. p50 and p99.
   Beside them, the top 10 and the top 50 of that search (k 50, as recall runs it) against the exact numpy
@@ -239,10 +239,10 @@ class PrivateServer:
 
 
 async def load(memory: Memory, corpus: Corpus) -> dict[str, float]:
-    """Write every message and vector through the store and the catalog, in batches.
+    """Write every message and vector through the store, in batches.
 
     Returns the seconds in all, and of its two halves: the messages (``add_messages``: rows and text
-    index) and the vectors (``put_vectors`` + ``catalog.add`` + the final ``flush``: rows and vector index).
+    index) and the vectors (``put_vectors`` + the final ``flush``: rows and vector index).
     """
     space = memory.default_space
     started = time.perf_counter()
@@ -252,16 +252,14 @@ async def load(memory: Memory, corpus: Corpus) -> dict[str, float]:
     for start in range(0, len(corpus.messages), WRITE_BATCH):
         batch = corpus.messages[start : start + WRITE_BATCH]
         vectors = corpus.vectors[start : start + WRITE_BATCH]
-        async with memory.catalog.writing():
-            t = time.perf_counter()
-            await memory.store.add_messages(batch)
-            message_s += time.perf_counter() - t
-            accepted = await memory.store.put_vectors(space, batch, vectors)
-            assert len(accepted) == len(batch), (len(accepted), len(batch))
-            await memory.catalog.add(space, accepted, vectors)
+        t = time.perf_counter()
+        await memory.store.add_messages(batch)
+        message_s += time.perf_counter() - t
+        accepted = await memory.store.put_vectors(space, batch, vectors)
+        assert len(accepted) == len(batch), (len(accepted), len(batch))
         if start // WRITE_BATCH % 10 == 9:
             log(f"{start + len(batch):,} written, {time.perf_counter() - started:.0f}s")
-    await memory.catalog.flush()
+    await memory.store.flush()
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "messages_s": message_s, "vectors_s": seconds - message_s}
 
@@ -312,7 +310,7 @@ async def time_recall(
             t2 = time.perf_counter()
             await memory.recaller.recall(g, c, text, options.for_stage("bm25"))
             t3 = time.perf_counter()
-            hits = await memory.catalog.search(memory.default_space, g, c, vector, depth)
+            hits = await memory.store.search(memory.default_space, g, c, vector, depth)
             t4 = time.perf_counter()
             for kind, seconds in zip(LATENCIES, (t1 - started, t2 - t1, t3 - t2, t4 - t3)):
                 times[backend][kind].append(seconds * 1000)
@@ -432,7 +430,8 @@ async def run(args: argparse.Namespace, server: PrivateServer, root: Path) -> di
             load_s[backend] = await load(memories[backend], corpus)
             log(f"{backend}: loaded in {load_s[backend]['seconds']:.1f}s")
         space = memories["sqlite"].default_space
-        kinds = [(await memories["sqlite"].catalog.get(space, c.guild_id, c.channel_id)).kind for c in corpus.channels]
+        sqlite_store = memories["sqlite"].store
+        kinds = [(await sqlite_store.index_info(space, c.guild_id, c.channel_id)).kind for c in corpus.channels]
         for backend, size in {
             "sqlite": settings["sqlite"].database_path.stat().st_size
             + sum(p.stat().st_size for p in settings["sqlite"].vectors_dir.rglob("*") if p.is_file()),
@@ -573,7 +572,7 @@ def print_tables(r: dict) -> None:
         f"\nrecall: {rec['queries']} queries (demo questions, then chat lines) in channels drawn by size, after one "
         f"warm-up query per channel. pipeline = Recaller.recall with the default options ({o['stage']}, k {o['k']}, "
         f"candidates {o['candidates']}, min_score {o['min_score']}); dense, bm25 = for_stage('dense'), "
-        f"for_stage('bm25'); vector search = catalog.search (k {o['candidates']}) of a query vector embedded "
+        f"for_stage('bm25'); vector search = store.search (k {o['candidates']}) of a query vector embedded "
         "beforehand. recall@k: a backend's top k "
         f"against the exact numpy top k of the channel (recall@10: the top 10 of the k {o['candidates']} search). By "
         f"plan: the index Postgres's planner picks for the channel's search at k {o['candidates']} (EXPLAIN)."

@@ -94,7 +94,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         for start in range(0, len(messages), 512):
             await memory.capture.write(messages[start : start + 512])
-        await memory.catalog.flush()
+        await memory.store.flush()
         target = PROFILES["offline_default"].embedding
         service = memory.services.get(target)
         await service.aload()

@@ -102,7 +102,7 @@ def channel_rows(size: int, n_texts: int, seed: int) -> tuple[list[StoredMessage
 
 
 async def fill_channel(memory: Memory, size: int, base_vectors: np.ndarray, seed: int) -> float:
-    """Write ``size`` messages and their vectors through the store and the catalog; returns seconds."""
+    """Write ``size`` messages and their vectors through the store (rows and index); returns seconds."""
     from tqdm import tqdm
 
     messages, rows = channel_rows(size, len(base_vectors), seed)
@@ -117,12 +117,10 @@ async def fill_channel(memory: Memory, size: int, base_vectors: np.ndarray, seed
             copies = np.arange(start, start + len(batch)) >= len(base_vectors)
             vectors[copies] += rng.normal(0.0, NOISE, size=(int(copies.sum()), vectors.shape[1])).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            async with memory.catalog.writing():
-                await memory.store.add_messages(batch)
-                accepted = await memory.store.put_vectors(space, batch, vectors)
-                await memory.catalog.add(space, accepted, vectors)
+            await memory.store.add_messages(batch)
+            await memory.store.put_vectors(space, batch, vectors)
             bar.update(len(batch))
-    await memory.catalog.flush()  # persists, and switches a large channel to HNSW
+    await memory.store.flush()  # persists, and switches a large channel to HNSW
     return time.perf_counter() - started
 
 
@@ -226,10 +224,10 @@ async def main(args: argparse.Namespace) -> None:
             memory.recaller.reranker = memory.reranker = reranker
             try:
                 seconds = await fill_channel(memory, size, base_vectors, seed=size)
-                index = await memory.catalog.get(memory.default_space, GUILD, CHANNEL)
+                index = await memory.store.index_info(memory.default_space, GUILD, CHANNEL)
                 db_mb = settings.database_path.stat().st_size / 2**20
                 print(
-                    f"{size:,} messages written through store + catalog in {seconds:.1f}s "
+                    f"{size:,} messages written through the store in {seconds:.1f}s "
                     f"({size / seconds:,.0f}/s), index {index.kind}, database {db_mb:.0f} MiB"
                 )
                 await time_stages(memory, queries[:5])  # warm up caches and thread pools

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qwen3_memory.backends.opening import Catalog, Store
+from qwen3_memory.backends import Store
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.records import StoredMessage
@@ -37,7 +37,6 @@ class Capture:
     def __init__(
         self,
         store: Store,
-        catalog: Catalog,
         services: EmbeddingServices,
         default_space_id: int,
         batch_size: int = 64,
@@ -45,7 +44,6 @@ class Capture:
         flush_seconds: float = 30.0,
     ) -> None:
         self.store = store
-        self.catalog = catalog
         self.services = services
         self.default_space_id = default_space_id
         self.batch_size = batch_size
@@ -71,7 +69,7 @@ class Capture:
                 task.cancel()
             await asyncio.gather(self._writer, self._flusher, return_exceptions=True)
             self._writer = self._flusher = None
-        await self.catalog.flush()
+        await self.store.flush()
 
     async def drain(self) -> None:
         """Wait until every event queued so far has been written."""
@@ -116,9 +114,7 @@ class Capture:
         for event in batch:
             if isinstance(event, _Delete):
                 try:
-                    async with self.catalog.writing():
-                        deleted = await self.store.delete_messages(event.message_ids)
-                        await self.catalog.remove(deleted)
+                    await self.store.delete_messages(event.message_ids)
                 finally:
                     if event.done is not None and not event.done.done():
                         event.done.set_result(None)
@@ -128,11 +124,7 @@ class Capture:
         latest = {m.id: m for m in messages}  # an edit queued after its message wins
         for key in {(m.guild_id, m.channel_id) for m in latest.values()}:
             await self.store.ensure_channel(*key, self.default_space_id)
-        async with self.catalog.writing():
-            changed = await self.store.add_messages(latest.values())
-            edited = [m for m in changed if m.edited_at is not None]
-            if edited:
-                await self.catalog.remove(edited)
+        changed = await self.store.add_messages(latest.values())
         self.stored += len(changed)
         await self.embed(changed)
 
@@ -158,11 +150,7 @@ class Capture:
                     exc,
                 )
                 continue
-            rows = {m.id: row for row, m in enumerate(group)}
-            async with self.catalog.writing():
-                accepted = await self.store.put_vectors(space, group, vectors)
-                if accepted:
-                    await self.catalog.add(space, accepted, vectors[[rows[m.id] for m in accepted]])
+            accepted = await self.store.put_vectors(space, group, vectors)
             self.embedded += len(accepted)
 
     async def repair(self, guild_id: int, channel_id: int, batch_size: int = 256) -> int:
@@ -184,6 +172,6 @@ class Capture:
         while True:
             await asyncio.sleep(self.flush_seconds)
             try:
-                await self.catalog.flush()
+                await self.store.flush()
             except Exception:
                 log.exception("flushing indexes failed; they will be rebuilt from the database if needed")

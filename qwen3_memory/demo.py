@@ -65,7 +65,7 @@ async def build(memory: Memory, messages: list[StoredMessage], batch: int = 256)
             chunk = messages[start : start + batch]
             await memory.capture.write(chunk)
             bar.update(len(chunk))
-    await memory.catalog.flush()
+    await memory.store.flush()
     return time.perf_counter() - started
 
 

@@ -386,7 +386,7 @@ async def build_memory(
             raise UserFacingError(
                 f"{memory.capture.failures} batches of the evaluation set could not be embedded (see the log)"
             )
-        await memory.catalog.flush()
+        await memory.store.flush()
     except BaseException:
         await memory.close()
         raise

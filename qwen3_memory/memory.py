@@ -1,4 +1,4 @@
-"""The memory as one object: store, indexes, embedding services, capture and recall, wired from settings.
+"""The memory as one object: store (with its indexes), embedding services, capture and recall, wired from settings.
 
 The cogs, the demo, the evaluation and the migration engine all open a :class:`Memory`, so they
 share one store connection, one set of loaded models and one set of live indexes per process.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from qwen3_memory.backends.opening import Catalog, Store, make_catalog, make_claims, open_store
+from qwen3_memory.backends import Store, open_store
 from qwen3_memory.capture import Capture
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.pipeline import Recaller, RecallOptions
@@ -30,8 +30,7 @@ class Memory:
         self.store = store
         self.default_space = default_space
         ms = settings.memory
-        self.catalog: Catalog = make_catalog(settings, store)
-        self.claims = make_claims(settings, store)  # which process runs which migration job
+        self.claims = store.make_claims()  # which process runs which migration job
         # ``services`` lets one process share loaded models between memories (tests, benchmarks);
         # a Memory releases only the models it loaded itself.
         self._owns_services = services is None
@@ -43,10 +42,9 @@ class Memory:
             from qwen3_memory.models.rerank import Reranker
 
             self.reranker = Reranker(settings.reranker, settings.device_policy)
-        self.recaller = Recaller(store, self.catalog, self.services, self.reranker)
+        self.recaller = Recaller(store, self.services, self.reranker)
         self.capture = Capture(
             store,
-            self.catalog,
             self.services,
             default_space.id,
             batch_size=ms.capture.batch_size,

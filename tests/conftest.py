@@ -104,7 +104,7 @@ def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..
 @pytest.fixture
 async def any_store(backend, make_settings):
     """The store of this test's backend, opened through the same code as the bot's."""
-    from qwen3_memory.backends.opening import open_store
+    from qwen3_memory.backends import open_store
 
     store = await open_store(make_settings())
     yield store

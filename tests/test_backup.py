@@ -40,7 +40,7 @@ async def _fill(memory: Memory, texts: list[str], start: int = 1, channel_id: in
     for offset, text in enumerate(texts):
         await memory.capture.submit(message(start + offset, text, channel_id=channel_id))
     await memory.capture.drain()
-    await memory.catalog.flush()
+    await memory.store.flush()
 
 
 def _db_state(db: Path) -> tuple[list, list]:

@@ -227,7 +227,7 @@ async def test_close_drains_the_capture_queue_flushes_indexes_and_closes_the_dat
         assert await store.count_vectors(memory.default_space.id, channel.guild.id, channel.id) == 100
     finally:
         await store.close()
-    assert memory.catalog.path(memory.default_space, channel.guild.id, channel.id).exists()
+    assert memory.store.indexes.path(memory.default_space, channel.guild.id, channel.id).exists()
 
 
 def test_intents_include_message_content():

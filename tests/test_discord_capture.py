@@ -5,8 +5,8 @@ from __future__ import annotations
 import discord
 import pytest
 
-from qwen3_memory.backends.sqlite.index import VectorIndex
 from tests.discord_harness import ADMIN, DiscordHarness, running_harness
+from tests.factories import faiss_index
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 
@@ -133,8 +133,8 @@ async def test_a_delete_removes_the_message_from_the_store_and_the_index(harness
     doomed = await harness.post(PICNIC, channel)
     kept = await harness.post(OTHERS[0], channel)
     await harness.settle()
-    index = await memory.catalog.get(space, channel.guild.id, channel.id)
-    faiss = isinstance(index, VectorIndex)  # on Postgres the vector table is the index: the store checks cover it
+    index = await faiss_index(memory.store, space, channel.guild.id, channel.id)
+    faiss = index is not None  # on Postgres the vector table is the index: the store checks cover it
     assert not faiss or (doomed.id in index and kept.id in index)
 
     await harness.delete(doomed)
@@ -142,12 +142,12 @@ async def test_a_delete_removes_the_message_from_the_store_and_the_index(harness
     assert await memory.store.get_messages([doomed.id]) == {}
     assert await memory.store.get_vectors(space.id, [doomed.id]) == {}
     assert await memory.store.count_vectors(space.id, channel.guild.id, channel.id) == 1
-    assert len(await memory.catalog.get(space, channel.guild.id, channel.id)) == 1
+    assert len(await memory.store.index_info(space, channel.guild.id, channel.id)) == 1
     if faiss:
         assert doomed.id not in index and kept.id in index
-        await memory.catalog.flush()
-        memory.catalog.forget(space.id, channel.guild.id, channel.id)  # reload the file written to disk
-        reloaded = await memory.catalog.get(space, channel.guild.id, channel.id)
+        await memory.store.flush()
+        memory.store.indexes.forget(space.id, channel.guild.id, channel.id)  # reload the file written to disk
+        reloaded = await memory.store.indexes.get(space, channel.guild.id, channel.id)
         assert doomed.id not in reloaded and kept.id in reloaded
     assert doomed.id not in [h.message.id for h in await memory.recaller.recall(channel.guild.id, channel.id, PICNIC)]
 
@@ -270,5 +270,5 @@ async def test_a_burst_of_1000_messages_is_stored_and_embedded(harness):
     memory, space = harness.memory, harness.memory.default_space
     assert await memory.store.count_messages(channel.guild.id, channel.id) == 1000
     assert await memory.store.count_vectors(space.id, channel.guild.id, channel.id) == 1000
-    assert len(await memory.catalog.get(space, channel.guild.id, channel.id)) == 1000
+    assert len(await memory.store.index_info(space, channel.guild.id, channel.id)) == 1000
     assert memory.capture.failures == 0

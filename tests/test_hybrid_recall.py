@@ -249,7 +249,7 @@ async def test_the_packaged_cross_encoder_reorders_the_fused_candidates(memory, 
 
 
 async def test_the_tiny_qwen3_reranker_reorders_through_the_recaller(memory, tiny_qwen3_reranker):
-    recaller = Recaller(memory.store, memory.catalog, memory.services, tiny_qwen3_reranker)
+    recaller = Recaller(memory.store, memory.services, tiny_qwen3_reranker)
     options = RecallOptions(k=6, min_score=-1.0, rerank_candidates=6)
     fused = await recaller.recall(1, 10, QUERY, options)
 

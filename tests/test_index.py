@@ -215,8 +215,8 @@ def test_upserts_leave_dead_slots_that_are_never_returned():
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await SQLiteStore.open(tmp_path / "memory.db")
+async def store(tmp_path, vectors_dir):
+    s = await SQLiteStore.open(tmp_path / "memory.db", vectors_dir)
     yield s
     await s.close()
 
@@ -232,20 +232,19 @@ def vectors_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def catalog(store, vectors_dir) -> IndexCatalog:
-    return IndexCatalog(store, vectors_dir)
+def catalog(store) -> IndexCatalog:
+    """The indexes the store owns and keeps in step with its rows."""
+    return store.indexes
 
 
 def messages(ids, channel_id: int = 10) -> list[StoredMessage]:
     return [message(i, f"message number {i}", channel_id=channel_id) for i in ids]
 
 
-async def write(store, catalog, space, batch, vectors):
-    """What capture does: store the messages and their vectors, then add the accepted ones to the index."""
+async def write(store, space, batch, vectors):
+    """What capture does: store the messages, then their vectors (the store adds them to the index)."""
     await store.add_messages(batch)
-    async with catalog.writing():
-        accepted = await store.put_vectors(space, batch, vectors)
-        await catalog.add(space, accepted, vectors[: len(accepted)])
+    await store.put_vectors(space, batch, vectors)
 
 
 async def search_ids(catalog, space, query, k=5, channel_id=10) -> list[int]:
@@ -256,7 +255,7 @@ async def search_ids(catalog, space, query, k=5, channel_id=10) -> list[int]:
 async def filled(store, catalog, space):
     """A channel with 100 vectors, flushed to disk; returns them."""
     vectors = gaussian_unit_vectors(100, DIM)
-    await write(store, catalog, space, messages(range(1, 101)), vectors)
+    await write(store, space, messages(range(1, 101)), vectors)
     await catalog.flush()
     return vectors
 
@@ -333,8 +332,8 @@ async def test_a_cached_index_picks_up_vectors_written_by_another_process(store,
 
 async def test_indexes_are_per_channel(store, catalog, space):
     vectors = gaussian_unit_vectors(20, DIM)
-    await write(store, catalog, space, messages(range(1, 11), channel_id=10), vectors[:10])
-    await write(store, catalog, space, messages(range(11, 21), channel_id=11), vectors[10:])
+    await write(store, space, messages(range(1, 11), channel_id=10), vectors[:10])
+    await write(store, space, messages(range(11, 21), channel_id=11), vectors[10:])
 
     assert set(await search_ids(catalog, space, vectors[15], 20, channel_id=10)) == set(range(1, 11))
     assert set(await search_ids(catalog, space, vectors[5], 20, channel_id=11)) == set(range(11, 21))
@@ -342,7 +341,7 @@ async def test_indexes_are_per_channel(store, catalog, space):
 
 async def test_a_deletion_through_capture_reaches_faiss_and_the_file(store, catalog, space, vectors_dir, filled):
     services = EmbeddingServices()  # a deletion embeds nothing: no model is loaded
-    capture = Capture(store, catalog, services, space.id)
+    capture = Capture(store, services, space.id)
     capture.start()
     try:
         await capture.delete([42, 43], wait=True)
@@ -361,13 +360,13 @@ async def test_a_deletion_through_capture_reaches_faiss_and_the_file(store, cata
 
 
 async def test_a_channel_switches_from_exact_to_hnsw_when_it_crosses_the_threshold_on_flush(store, space, vectors_dir):
-    catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
+    store.indexes = catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
     vectors = gaussian_unit_vectors(400, DIM)
-    await write(store, catalog, space, messages(range(1, 201)), vectors[:200])
+    await write(store, space, messages(range(1, 201)), vectors[:200])
     await catalog.flush()
     assert (await catalog.get(space, 1, 10)).kind == EXACT
 
-    await write(store, catalog, space, messages(range(201, 401)), vectors[200:])
+    await write(store, space, messages(range(201, 401)), vectors[200:])
     assert (await catalog.get(space, 1, 10)).kind == EXACT  # switching waits for the flush
     await catalog.flush()
 
@@ -380,13 +379,12 @@ async def test_a_channel_switches_from_exact_to_hnsw_when_it_crosses_the_thresho
 
 
 async def test_a_channel_shrinking_below_the_threshold_goes_back_to_exact_search(store, space, vectors_dir):
-    catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
-    await write(store, catalog, space, messages(range(1, 351)), gaussian_unit_vectors(350, DIM))
+    store.indexes = catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
+    await write(store, space, messages(range(1, 351)), gaussian_unit_vectors(350, DIM))
     await catalog.flush()
     assert (await catalog.get(space, 1, 10)).kind == HNSW
 
-    async with catalog.writing():
-        await catalog.remove(await store.delete_messages(range(1, 101)))
+    await store.delete_messages(range(1, 101))
     await catalog.flush()
 
     index = await catalog.get(space, 1, 10)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import discord
 import pytest
 
-from qwen3_memory.backends.sqlite.index import VectorIndex
 from qwen3_memory.space import EmbeddingSpace
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
+from tests.factories import faiss_index
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 
@@ -104,7 +105,7 @@ async def test_the_admin_permission_comes_from_the_settings(make_settings):
 async def test_stats_show_messages_spaces_vectors_and_indexes(harness):
     await remember(harness, (PICNIC, 0), (BUG, 1))
     await remember(harness, ("hello from the other channel", 0), channel=harness.channel(1))
-    await harness.memory.catalog.flush()
+    await harness.memory.store.flush()
     reply = await harness.slash("memory stats", member=harness.member(0), permissions=ADMIN)
     embed = reply.embeds[0]
     fields = {f.name: f.value for f in embed.fields}
@@ -113,11 +114,11 @@ async def test_stats_show_messages_spaces_vectors_and_indexes(harness):
     assert "2 messages" in first and "capture on" in first
     assert f"reads space {space.id}" in first and f"writes space {space.id}" in first
     assert "`all-MiniLM-L6-v2` 384-d: 2 vectors" in first
-    path = harness.memory.catalog.path(space, harness.guilds[0].id, harness.channel(0).id)
-    if path is None:  # Postgres: the space's table with its HNSW index
+    index = await harness.memory.store.index_info(space, harness.guilds[0].id, harness.channel(0).id, load=False)
+    if index.location is None:  # Postgres: the space's table with its HNSW index
         assert "pgvector-hnsw index, in the shared database" in first
     else:
-        assert "exact index" in first and f"{path.stat().st_size / 1024:.1f} KB" in first
+        assert "exact index" in first and f"{Path(index.location).stat().st_size / 1024:.1f} KB" in first
     assert "1 messages" in fields[f"#{harness.channel(1).name}"]
 
 
@@ -126,13 +127,13 @@ async def test_forget_me_erases_the_callers_messages_and_stops_capturing_them(ha
     channel, guild = harness.channel(0), harness.guilds[0]
     mine = await remember(harness, (PICNIC, 0), ("my second message about the office printer", 0))
     theirs = (await remember(harness, (BUG, 1)))[0]
-    index = await memory.catalog.get(space, guild.id, channel.id)
+    index = await faiss_index(memory.store, space, guild.id, channel.id)
 
     reply = await harness.slash("memory forget-me", member=harness.member(0))
     assert reply.ephemeral and "forgot 2 of your messages" in reply.text
     assert await memory.store.author_message_ids(guild.id, harness.member(0).id) == []
     assert await memory.store.get_vectors(space.id, [m.id for m in mine]) == {}
-    if isinstance(index, VectorIndex):  # FAISS forgot them too (on Postgres the vector table is the index)
+    if index is not None:  # FAISS forgot them too (on Postgres the vector table is the index)
         assert all(m.id not in index for m in mine) and theirs.id in index
     assert set(await memory.store.get_vectors(space.id, [theirs.id])) == {theirs.id}
 

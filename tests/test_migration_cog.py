@@ -546,7 +546,7 @@ async def test_a_full_disk_during_the_backup_is_reported_and_starts_nothing(harn
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
     monkeypatch.setattr(backup_module, "_copy_file", disk_full)  # the file system's answer, injected
-    await harness.memory.catalog.flush()  # index files exist, so the backup copies some
+    await harness.memory.store.flush()  # index files exist, so the backup copies some
     reply = await harness.slash("migrate start", member=admin, permissions=ADMIN)
     failed = await harness.click(reply, "Start migration", member=admin, permissions=ADMIN)
     assert "the disk is full" in failed.text and "Nothing was started" in failed.text

@@ -47,7 +47,7 @@ async def populate(settings_path: Path) -> None:
                              channel) for i in range(n)]
             await memory.capture.write(batch)
             next_id += n
-        await memory.catalog.flush()
+        await memory.store.flush()
     finally:
         await memory.close()
 

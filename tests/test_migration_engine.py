@@ -105,7 +105,7 @@ async def test_recall_keeps_working_and_new_messages_reach_the_new_space(filled,
     vectors = await filled.store.get_vectors(job.target_space_id, posted)
     assert set(vectors) == set(posted)  # every message posted mid-migration is in the new space
     target = await filled.store.get_space(job.target_space_id)
-    _, found = await filled.catalog.search_many(target, 1, 10, np.stack([vectors[i] for i in posted]), 1)
+    _, found = await filled.store.search_many(target, 1, 10, np.stack([vectors[i] for i in posted]), 1)
     assert found[:, 0].tolist() == posted  # and searchable: each finds itself first in the channel's index
 
 
@@ -177,8 +177,9 @@ async def test_swap_rollback_finalize_cycle(filled, tiny_qwen3_dir):
     with pytest.raises(JobStateError, match="confirm"):
         await engine.finalize(job.id, confirm=False)
     source = await filled.store.get_space(job.source_space_id)
-    old_index_file = filled.catalog.path(source, 1, 10)  # None on Postgres: the table is the index
-    await filled.catalog.flush()
+    await filled.store.flush()
+    old_index_file = (await filled.store.index_info(source, 1, 10, load=False)).location  # None on Postgres
+    old_index_file = old_index_file and Path(old_index_file)
     assert old_index_file is None or old_index_file.exists()
     assert sorted(await engine.finalize(job.id, confirm=True)) == [10, 11, 20]
     assert await filled.store.vector_counts(1, 10) == {job.target_space_id: 41}
@@ -220,7 +221,7 @@ async def test_verify_catches_a_corrupted_index(filled, tiny_qwen3_dir):
     engine = MigrationEngine(filled)
     job = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, auto_swap=False)).id)
     target = await filled.store.get_space(job.target_space_id)
-    index = await filled.catalog.get(target, 1, 10)
+    index = await filled.store.indexes.get(target, 1, 10)
     rng = np.random.default_rng(1)
     ids = index.ids()[:10]
     junk = rng.standard_normal((len(ids), target.dimension)).astype(np.float32)

@@ -62,7 +62,7 @@ async def build_memory(settings_path: Path, tiny_dir: Path) -> None:
         job = await engine.start(qwen3_target(tiny_dir), channel_ids=[10, 11], auto_swap=False, backup=False)
         await engine.run(job.id)
         assert await engine.swap(job.id, 10) == [10]
-        await memory.catalog.flush()
+        await memory.store.flush()
     finally:
         await memory.close()
 

@@ -14,7 +14,6 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from qwen3_memory.backends.postgres.catalog import PgVectorCatalog
 from qwen3_memory.backends.postgres.schema import PG_SCHEMA_VERSION
 from qwen3_memory.backends.postgres.store import BULK_ROWS, PostgresStore, redact_dsn
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
@@ -239,16 +238,14 @@ async def test_scores_are_cosine_similarities_like_faiss_inner_products(store):
     v = vectors(20, 8)
     await store.add_messages(batch)
     await store.put_vectors(a, batch, v)
-    catalog = PgVectorCatalog(store)
-
-    scores, ids = await catalog.search_many(a, 1, 10, v[:2], 25)
-    index = await catalog.get(a, 1, 10)
+    scores, ids = await store.search_many(a, 1, 10, v[:2], 25)
+    index = await store.index_info(a, 1, 10)
 
     assert ids.shape == (2, 25) and ids.dtype == np.int64 and scores.dtype == np.float32
     assert ids[:, 0].tolist() == [1, 2] and (ids[:, 20:] == -1).all() and np.isneginf(scores[:, 20:]).all()
     np.testing.assert_allclose(scores[0, :20], np.sort(v @ v[0])[::-1], atol=1e-5)
     assert (len(index), index.kind, index.dimension) == (20, "pgvector-hnsw", 8)
-    assert (await catalog.search_many(a, 1, 10, v[2:3], 1))[1].tolist() == [[3]]
+    assert (await store.search_many(a, 1, 10, v[2:3], 1))[1].tolist() == [[3]]
 
 
 async def test_a_search_that_expects_the_read_space_fails_once_the_pointer_moved(store):
@@ -259,15 +256,13 @@ async def test_a_search_that_expects_the_read_space_fails_once_the_pointer_moved
     await store.put_vectors(b, batch, vectors(1, 4))
     await store.ensure_channel(1, 10, a.id)
     await store.add_write_space(1, 10, b.id)
-    catalog = PgVectorCatalog(store)
-
-    assert await catalog.search(a, 1, 10, vectors(1, 8)[0], 5, expect_read_space=True) != []
+    assert await store.search(a, 1, 10, vectors(1, 8)[0], 5, expect_read_space=True) != []
     await store.set_read_space(1, 10, b.id)  # another process swaps the channel
 
     with pytest.raises(ReadSpaceMoved, match=f"now reads space {b.id}, not space {a.id}"):
-        await catalog.search(a, 1, 10, vectors(1, 8)[0], 5, expect_read_space=True)
-    assert await catalog.search(b, 1, 10, vectors(1, 4)[0], 5, expect_read_space=True) != []
-    assert await catalog.search(a, 1, 10, vectors(1, 8)[0], 5) != []  # without the check: old space still there
+        await store.search(a, 1, 10, vectors(1, 8)[0], 5, expect_read_space=True)
+    assert await store.search(b, 1, 10, vectors(1, 4)[0], 5, expect_read_space=True) != []
+    assert await store.search(a, 1, 10, vectors(1, 8)[0], 5) != []  # without the check: old space still there
 
 
 # ----------------------------------------------------------------------------------------------- concurrency

@@ -44,7 +44,7 @@ async def _fill(memory: Memory, sizes: dict[int, int]) -> None:
             await memory.capture.submit(message(next_id, f"message {next_id} about gardening and bread", 1, channel_id))
             next_id += 1
     await memory.capture.drain()
-    await memory.catalog.flush()
+    await memory.store.flush()
 
 
 @pytest.mark.slow

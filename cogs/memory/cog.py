@@ -388,7 +388,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         await interaction.followup.send(embed=await self.stats_embed(interaction.guild), ephemeral=True)
 
     async def stats_embed(self, guild: discord.Guild) -> discord.Embed:
-        memory, store, catalog = self.memory, self.memory.store, self.memory.catalog
+        memory, store = self.memory, self.memory.store
         spaces = {s.id: s for s in await store.list_spaces()}
         channels = await store.list_channels(guild.id)
         capture = memory.capture
@@ -413,16 +413,14 @@ class MemoryCog(commands.Cog, name="Memory"):
                 if space is None:
                     continue
                 count = vectors.get(space_id, 0)
-                index = catalog.cached(space_id, guild.id, state.channel_id)
-                kind = index.kind if index is not None else catalog.params.kind_for(count)
-                path = catalog.path(space, guild.id, state.channel_id)
-                if path is None:  # Postgres: the vector table is the index
+                index = await store.index_info(space, guild.id, state.channel_id, load=False)
+                if index.location is None:  # the vector table is the index
                     size = "in the shared database"
                 else:
-                    size = _bytes(path.stat().st_size) if path.exists() else "not on disk yet"
+                    size = _bytes(index.disk_bytes) if index.disk_bytes is not None else "not on disk yet"
                 lines.append(
                     f"space {space_id} `{space.spec.short_name}` {space.dimension}-d: {count:,} vectors · "
-                    f"{kind} index, {size}"
+                    f"{index.kind} index, {size}"
                 )
             name = f"#{channel.name}" if channel is not None else f"channel {state.channel_id}"
             embed.add_field(name=name, value="\n".join(lines)[:1024], inline=False)

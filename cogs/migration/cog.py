@@ -33,7 +33,6 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import tell_privately
-from qwen3_memory.backends.opening import is_postgres
 from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.backup import BackupError
@@ -416,7 +415,7 @@ class MigrationCog(commands.Cog, name="Migration"):
     # ------------------------------------------------------------------ lifecycle
     async def cog_load(self) -> None:
         self._spawn(self._resume_interrupted(), "migration-startup")
-        if is_postgres(self.memory.store) and self.settings.memory.migration.resume_on_startup:
+        if self.memory.store.shared_by_processes and self.settings.memory.migration.resume_on_startup:
             self._spawn(self._adopt_orphans_periodically(), "migration-adopt")
 
     async def _adopt_orphans_periodically(self) -> None:

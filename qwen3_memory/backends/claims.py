@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import psycopg
@@ -24,6 +24,15 @@ def claim_key(*parts: object) -> int:
     """A stable signed 64-bit advisory-lock key for e.g. ("job", 7) or ("channel", 7, guild, channel)."""
     digest = hashlib.blake2b(b"qwen3-memory/" + repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+class Claims(Protocol):
+    """A named claim (e.g. ``("job", 7)``) that at most one holder has at a time."""
+
+    async def try_claim(self, *parts: object) -> bool: ...
+    async def release(self, *parts: object) -> None: ...
+    async def holds(self, *parts: object) -> bool: ...
+    async def close(self) -> None: ...
 
 
 class LocalClaims:

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import psutil
 
-from qwen3_memory.backends.opening import is_postgres
 from qwen3_memory.errors import EncodeOutOfMemory, UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
@@ -231,7 +230,7 @@ class MigrationEngine:
         source_space, warnings, channels = checked.source, checked.warnings, checked.channels
         target_space = await self.store.ensure_space(target)
         backup_path = None
-        if backup and is_postgres(self.store):
+        if backup and not self.store.file_backups:
             warnings = [*warnings, POSTGRES_BACKUP_NOTE]
         elif backup:
             backup_path = await self._backup()
@@ -270,7 +269,7 @@ class MigrationEngine:
         from qwen3_memory.migration.backup import BackupError, create_backup
 
         backups_dir = self.memory.settings.backups_dir
-        await self.memory.catalog.flush()
+        await self.store.flush()
         try:
             return await create_backup(self.memory.settings)
         except BackupError:
@@ -623,11 +622,7 @@ class MigrationEngine:
         progress: Progress,
     ) -> int:
         """Upsert the vectors (skipping messages edited or deleted meanwhile) and index them."""
-        rows = {m.id: i for i, m in enumerate(batch)}
-        async with self.memory.catalog.writing():
-            accepted = await self.store.put_vectors(target, batch, vectors)
-            if accepted:
-                await self.memory.catalog.add(target, accepted, vectors[[rows[m.id] for m in accepted]])
+        accepted = await self.store.put_vectors(target, batch, vectors)
         sizer.succeeded()
         progress.update(batch_size=sizer.size)
         return len(accepted)
@@ -860,7 +855,6 @@ class MigrationEngine:
                 continue
             await self.store.remove_write_space(ch.guild_id, ch.channel_id, source.id)
             removed = await self.store.delete_space_vectors(source.id, ch.guild_id, ch.channel_id)
-            await self.memory.catalog.delete_files(source, ch.guild_id, ch.channel_id)
             await self.jobs.update_channel(
                 job_id, ch.guild_id, ch.channel_id, "finalized", f"{removed} old vectors", status=J.FINALIZED
             )

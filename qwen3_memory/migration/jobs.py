@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwen3_memory.backends.opening import Store
+from qwen3_memory.backends import Store
 from qwen3_memory.errors import UserFacingError
 
 # job statuses

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qwen3_memory.backends.opening import Store, is_postgres
+from qwen3_memory.backends import Store
 from qwen3_memory.backends.sqlite.schema import SCHEMA_VERSION
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
@@ -244,7 +244,7 @@ def _settings_check(settings: Settings, target: Profile) -> Check:
 
 
 async def _database_check(settings: Settings, store: Store | None) -> Check:
-    if store is not None and is_postgres(store):
+    if store is not None and not store.file_backups:
         try:
             version = await store.schema_version()
         except UserFacingError as exc:
@@ -452,7 +452,7 @@ def _message_total_sync(db: Path) -> int:
 
 
 async def _disk_checks(settings: Settings, space: EmbeddingSpace, store: Store | None) -> list[Check]:
-    if store is not None and is_postgres(store):
+    if store is not None and not store.file_backups:
         messages = sum(count for _g, _c, count in await store.message_channels())
         need = human_bytes(messages * space.dimension * 4)
         return [Check("disk", PASS, f"{store.where}: the server's disk; the new vector table needs ~{need}")]
@@ -603,7 +603,9 @@ async def make_plan(
         bench = await benchmark_model(memory.settings, target_space, texts, kind)
     eta, basis = _eta(strategy, plans, bench)
     peak = _peak_memory_bytes(strategy, target_space, bench, memory.settings.batch_size, plans, sources)
-    backup = 0 if is_postgres(store) else _database_bytes(Path(store.path)) + _dir_bytes(memory.settings.vectors_dir)
+    backup = (
+        0 if not store.file_backups else _database_bytes(Path(store.path)) + _dir_bytes(memory.settings.vectors_dir)
+    )
     disk = backup + new_vectors_bytes(sum(p.to_migrate for p in plans), target_space.dimension)
     risks += _data_risks(strategy, plans, target_space)
     risks += _resource_risks(target_space, bench, eta, peak, disk, memory.settings)

@@ -105,7 +105,7 @@ async def verify_channel(
         report.bad_norm = int((np.abs(norms - 1.0) > 1e-3)[finite].sum())
         if report.bad_norm:
             report.problems.append(f"{report.bad_norm} vectors are not unit length")
-    index = await memory.catalog.get(target, guild_id, channel_id, validate=True)  # the one searches use
+    index = await memory.store.index_info(target, guild_id, channel_id)  # the one searches use
     report.index_size, report.index_kind = len(index), index.kind
     if report.index_size != report.vectors:
         report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
@@ -135,7 +135,7 @@ async def _self_retrieval(
         return
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
-    scores, hits = await memory.catalog.search_many(  # one batched search, off the loop
+    scores, hits = await memory.store.search_many(  # one batched search, off the loop
         target, report.guild_id, report.channel_id, vectors[rows], 1
     )
     own = np.einsum("ij,ij->i", vectors[rows], vectors[rows])
@@ -169,8 +169,8 @@ async def _agreement(
     new_q = await memory.services.get(target.spec).aencode_queries(texts)
     overlaps = []
     for old_vec, new_vec in zip(old_q, new_q):
-        old_hits = await memory.catalog.search(source, guild_id, channel_id, old_vec, k)
-        new_hits = await memory.catalog.search(target, guild_id, channel_id, new_vec, k)
+        old_hits = await memory.store.search(source, guild_id, channel_id, old_vec, k)
+        new_hits = await memory.store.search(target, guild_id, channel_id, new_vec, k)
         if old_hits and new_hits:
             overlaps.append(len({i for i, _ in old_hits} & {i for i, _ in new_hits}) / min(k, len(new_hits)))
             report.scores_old.extend(s for _, s in old_hits)

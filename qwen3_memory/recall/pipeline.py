@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from qwen3_memory.backends.opening import Catalog, Store
+from qwen3_memory.backends import Store
 from qwen3_memory.errors import ModelUnavailable, ReadSpaceMoved, UserFacingError
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.fusion import reciprocal_rank_fusion
@@ -126,9 +126,8 @@ class Hit:
 class Recaller:
     """Runs :class:`RecallOptions` against one store; each stage is a method so it can be timed alone."""
 
-    def __init__(self, store: Store, catalog: Catalog, services: EmbeddingServices, reranker=None) -> None:
+    def __init__(self, store: Store, services: EmbeddingServices, reranker=None) -> None:
         self.store = store
-        self.catalog = catalog
         self.services = services
         self.reranker = reranker
         self.reranker_error: str | None = None  # why reranking was switched off, if it was
@@ -157,7 +156,7 @@ class Recaller:
     ) -> list[tuple[int, float]]:
         """(message id, cosine) of the channel's ``n`` nearest messages in ``space``, best first;
         ``check_pointer`` raises :class:`ReadSpaceMoved` if the channel no longer reads ``space``."""
-        return await self.catalog.search(space, guild_id, channel_id, query_vector, n, expect_read_space=check_pointer)
+        return await self.store.search(space, guild_id, channel_id, query_vector, n, expect_read_space=check_pointer)
 
     async def lexical_candidates(self, guild_id: int, channel_id: int, query: str, n: int) -> list[tuple[int, float]]:
         """(message id, BM25 score) of the channel's ``n`` best text matches, best first."""

@@ -34,6 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from qwen3_memory.backends.claims import AdvisoryClaims
 from qwen3_memory.backends.lexical import fts_document
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from qwen3_memory.backends.postgres.schema import (
@@ -44,6 +45,7 @@ from qwen3_memory.backends.postgres.schema import (
     space_table_script,
     vector_type,
 )
+from qwen3_memory.backends.protocol import IndexInfo
 from qwen3_memory.backends.sqlite.store import vectors_digest  # the checksums' vector part, shared with SQLiteStore
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
@@ -54,6 +56,7 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 5
 BULK_ROWS = 64  # from this many vectors on, put_vectors goes through COPY instead of executemany
 THREAD_ROWS = 4096  # numpy packing of more rows than this runs in a worker thread
+PGVECTOR_HNSW = "pgvector-hnsw"  # the index kind: every space's table carries one
 HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = b"\xff\xff"
@@ -64,6 +67,18 @@ _NOT_A_WRITE_SPACE = (
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
+
+
+def as_arrays(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query hit lists as FAISS-style (scores, ids) of shape (n, k): id -1 and score -inf past the hits."""
+    scores = np.full((len(hits), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(hits), k), -1, dtype=np.int64)
+    for row, found in enumerate(hits):
+        found = found[:k]
+        if found:
+            ids[row, : len(found)] = [i for i, _ in found]
+            scores[row, : len(found)] = [s for _, s in found]
+    return scores, ids
 
 
 def redact_dsn(dsn: str) -> str:
@@ -237,10 +252,21 @@ class PostgresStore(PortableReads):
     """The shared backend. Open with :meth:`open`; every method is a coroutine safe to call concurrently,
     from any number of processes."""
 
+    kind = "postgres"
+    shared_by_processes = True  # shard processes on several hosts share one memory
+    file_backups = False  # the server's own backups (pg_dump, point-in-time recovery) cover it
+
     def __init__(
-        self, pool: AsyncConnectionPool, dsn: str, hnsw_m: int, hnsw_ef_construction: int, retry_attempts: int
+        self,
+        pool: AsyncConnectionPool,
+        dsn: str,
+        hnsw_m: int,
+        hnsw_ef_construction: int,
+        retry_attempts: int,
+        ef_search: int = 64,
     ) -> None:
         self._pool = pool
+        self.ef_search = ef_search
         self._dsn = dsn
         self.dsn_for_logs = self.where = redact_dsn(dsn)  # ``where``: as SQLiteStore names its file
         self.hnsw_m = hnsw_m
@@ -262,11 +288,13 @@ class PostgresStore(PortableReads):
         connect_timeout_s: float = 10.0,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
+        hnsw_ef_search: int = 64,
         retry_attempts: int = RETRY_ATTEMPTS,
     ) -> PostgresStore:
         """Connect, upgrade the schema (under an advisory lock), then open the connection pool.
 
-        ``hnsw_m`` / ``hnsw_ef_construction`` apply to the HNSW indexes of spaces created from now on.
+        ``hnsw_m`` / ``hnsw_ef_construction`` apply to the HNSW indexes of spaces created from now on;
+        ``hnsw_ef_search`` to every search.
         """
         server = redact_dsn(dsn)
         try:
@@ -311,10 +339,18 @@ class PostgresStore(PortableReads):
                 f"cannot open {min_size} connection(s) to the memory database at {server} within "
                 f"{connect_timeout_s:.0f}s; check the server's max_connections and that it is reachable"
             ) from None
-        return cls(pool, dsn, hnsw_m, hnsw_ef_construction, retry_attempts)
+        return cls(pool, dsn, hnsw_m, hnsw_ef_construction, retry_attempts, hnsw_ef_search)
 
     async def close(self) -> None:
         await self._pool.close()
+
+    def make_claims(self) -> AdvisoryClaims:
+        """Job claims as session advisory locks, shared by every process on this server."""
+        return AdvisoryClaims(self._dsn)
+
+    async def flush(self) -> int:
+        """Nothing to persist: committed rows are durable, and the server maintains their HNSW indexes."""
+        return 0
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -871,6 +907,34 @@ class PostgresStore(PortableReads):
         return await self.run_in_transaction(count, isolation="REPEATABLE READ, READ ONLY")
 
     # ------------------------------------------------------------------ search (Postgres only)
+    async def search(
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query: np.ndarray,
+        k: int,
+        expect_read_space: bool = False,
+    ) -> list[tuple[int, float]]:
+        """Top-``k`` (message id, cosine similarity) of one channel, best first.
+
+        With ``expect_read_space`` this raises :class:`ReadSpaceMoved` when the channel no longer reads
+        ``space`` (another process swapped it), checked in the search's own snapshot.
+        """
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        hits = await self.search_vectors(space, guild_id, channel_id, query, k, expect_read_space=expect_read_space)
+        return hits[0]
+
+    async def search_many(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k) for ``n`` queries in one transaction; ids are -1 past the hits."""
+        return as_arrays(await self.search_vectors(space, guild_id, channel_id, queries, k), k)
+
+    async def index_info(self, space: SpaceRecord, guild_id: int, channel_id: int, load: bool = True) -> IndexInfo:
+        """The space's vector table seen as the channel's index: always current, so ``load`` changes nothing."""
+        return IndexInfo(PGVECTOR_HNSW, await self.count_vectors(space.id, guild_id, channel_id), space.dimension)
+
     async def search_vectors(
         self,
         space: SpaceRecord,
@@ -878,7 +942,7 @@ class PostgresStore(PortableReads):
         channel_id: int,
         queries: np.ndarray,
         k: int,
-        ef_search: int = 64,
+        ef_search: int | None = None,
         expect_read_space: bool = False,
     ) -> list[list[tuple[int, float]]]:
         """Top-``k`` (message id, cosine similarity) of one channel per query row, best first.
@@ -913,7 +977,7 @@ class PostgresStore(PortableReads):
             await conn.execute(
                 "SELECT set_config('hnsw.ef_search', %s, true), "
                 "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (str(min(max(ef_search, k), HNSW_EF_SEARCH_MAX)),),
+                (str(min(max(ef_search or self.ef_search, k), HNSW_EF_SEARCH_MAX)),),
             )
             cursors = []
             async with conn.pipeline():

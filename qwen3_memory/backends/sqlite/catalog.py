@@ -1,8 +1,10 @@
-"""The live set of channel indexes: loaded lazily, kept in sync with the store, flushed to disk.
+"""The SQLite store's live set of channel indexes: loaded lazily, kept in sync with the rows, flushed to disk.
 
-An index file is trusted only if it reflects the store exactly: same vector count and same
-store *generation* (a counter the store bumps on every vector change of that space+channel).
-Otherwise (missing, damaged, stale after a crash) it is rebuilt from SQLite in a worker thread.
+Owned by :class:`SQLiteStore`, which calls ``add``/``remove`` inside the same ``writing()`` section as
+the row change; nothing else writes here. An index file is trusted only if it reflects the database
+exactly: same vector count and same store *generation* (a counter the database bumps on every
+vector change of that space+channel). Otherwise (missing, damaged, stale after a crash) it is
+rebuilt from SQLite in a worker thread. Without a ``vectors_dir`` the indexes live in memory only.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
-from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.records import SpaceRecord, StoredMessage
+
+if TYPE_CHECKING:
+    from qwen3_memory.backends.sqlite.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +31,9 @@ Key = tuple[int, int, int]  # (space id, guild id, channel id)
 
 
 class IndexCatalog:
-    def __init__(self, store: SQLiteStore, vectors_dir: Path, params: IndexParams = IndexParams()) -> None:
+    def __init__(self, store: SQLiteStore, vectors_dir: Path | None, params: IndexParams = IndexParams()) -> None:
         self.store = store
-        self.vectors_dir = Path(vectors_dir)
+        self.vectors_dir = Path(vectors_dir) if vectors_dir is not None else None
         self.params = params
         self._indexes: dict[Key, VectorIndex] = {}
         self._dirty: set[Key] = set()
@@ -46,7 +51,10 @@ class IndexCatalog:
         async with self._sync:
             yield
 
-    def path(self, space: SpaceRecord, guild_id: int, channel_id: int) -> Path:
+    def path(self, space: SpaceRecord, guild_id: int, channel_id: int) -> Path | None:
+        """Where the index is persisted; None when the indexes live in memory only."""
+        if self.vectors_dir is None:
+            return None
         return self.vectors_dir / space.spec.key / str(guild_id) / f"{channel_id}.idx"
 
     def _lock(self, key: Key) -> asyncio.Lock:
@@ -78,7 +86,7 @@ class IndexCatalog:
         path = self.path(space, guild_id, channel_id)
         count = await self.store.count_vectors(space.id, guild_id, channel_id)
         generation = await self.store.vector_generation(space.id, guild_id, channel_id)
-        if path.exists():
+        if path is not None and path.exists():
             try:
                 index = await asyncio.to_thread(VectorIndex.load, path, self.params)
             except Exception as exc:  # damaged file: rebuild from the source of truth
@@ -101,7 +109,7 @@ class IndexCatalog:
         ids, vectors, generation = await self.store.load_vectors(space, guild_id, channel_id)
         index = await asyncio.to_thread(VectorIndex.build, ids, vectors, space.dimension, self.params)
         index.generation = generation
-        await asyncio.to_thread(index.save, self.path(space, guild_id, channel_id))
+        await self._save(index, self.path(space, guild_id, channel_id))
         self._indexes[(space.id, guild_id, channel_id)] = index
         self.rebuilds += 1
         return index
@@ -137,19 +145,9 @@ class IndexCatalog:
         self._dirty.add((space_id, guild_id, channel_id))
 
     async def search(
-        self,
-        space: SpaceRecord,
-        guild_id: int,
-        channel_id: int,
-        query: np.ndarray,
-        k: int,
-        expect_read_space: bool = False,
+        self, space: SpaceRecord, guild_id: int, channel_id: int, query: np.ndarray, k: int
     ) -> list[tuple[int, float]]:
-        """Top-``k`` (message id, score) of one channel, searched in a worker thread.
-
-        ``expect_read_space`` matters on a shared server only (the Postgres catalog checks the read
-        pointer in the search's transaction); one process owns a SQLite memory and moves its pointers itself.
-        """
+        """Top-``k`` (message id, score) of one channel, searched in a worker thread."""
         scores, ids = await self.search_many(space, guild_id, channel_id, query.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
@@ -172,8 +170,13 @@ class IndexCatalog:
             wanted = self.params.kind_for(len(index))
             if wanted != index.kind:
                 await asyncio.to_thread(index.rebuild, wanted)
-            await asyncio.to_thread(index.save, self.path(space, key[1], key[2]))
+            await self._save(index, self.path(space, key[1], key[2]))
         return len(dirty)
+
+    @staticmethod
+    async def _save(index: VectorIndex, path: Path | None) -> None:
+        if path is not None:
+            await asyncio.to_thread(index.save, path)
 
     def forget(self, space_id: int, guild_id: int, channel_id: int) -> None:
         """Drop a cached index (its vectors were deleted from the store)."""
@@ -183,6 +186,8 @@ class IndexCatalog:
     async def delete_files(self, space: SpaceRecord, guild_id: int, channel_id: int) -> None:
         self.forget(space.id, guild_id, channel_id)
         path = self.path(space, guild_id, channel_id)
+        if path is None:
+            return
         await asyncio.to_thread(path.unlink, True)
         guild_dir = path.parent
         if guild_dir.exists() and not any(guild_dir.iterdir()):

@@ -1,9 +1,12 @@
-"""SQLite store (aiosqlite, WAL): messages, FTS5 terms, embedding spaces, vectors, channel pointers.
+"""The embedded backend: SQLite (aiosqlite, WAL) for messages, FTS5 terms, spaces, vectors and pointers,
+plus the FAISS indexes it derives from them.
 
-SQLite is the source of truth; FAISS files are derived from it. One connection per process owns
-all writes; every multi-step change runs in one ``BEGIN IMMEDIATE`` transaction under an asyncio
-lock, so coroutines never interleave half-done changes. Bulk reads of vectors go through a
-short-lived read-only connection in a worker thread, so the event loop never decodes megabytes.
+SQLite is the source of truth; FAISS indexes are a cache of it that this store owns. Every write
+of vectors or messages is one call here that changes the rows *and* the loaded indexes under one
+lock, so callers never see or manage the cache. One connection per process owns all writes; every
+multi-step change runs in one ``BEGIN IMMEDIATE`` transaction under an asyncio lock, so coroutines
+never interleave half-done changes. Bulk reads of vectors go through a short-lived read-only
+connection in a worker thread, so the event loop never decodes megabytes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from typing import Any
 import aiosqlite
 import numpy as np
 
+from qwen3_memory.backends.claims import LocalClaims
 from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
+from qwen3_memory.backends.protocol import IndexInfo
+from qwen3_memory.backends.sqlite.catalog import IndexCatalog
+from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
@@ -41,15 +48,30 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
 class SQLiteStore(PortableReads):
     """The embedded backend. Open with :meth:`open`; every method is a coroutine safe to call concurrently."""
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+    kind = "sqlite"
+    shared_by_processes = False  # one bot process owns the file; a command-line run beside it is the exception
+    file_backups = True  # a migration copies the database and the index files before it changes anything
+
+    def __init__(
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        vectors_dir: Path | None = None,
+        params: IndexParams = IndexParams(),
+    ) -> None:
         self.path = path
         self.where = str(path)  # how messages name this memory's location (the Postgres store redacts its DSN)
         self._conn = conn
         self._write_lock = asyncio.Lock()
+        # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
+        # only when it is None (a store opened to inspect or copy the database).
+        self.indexes = IndexCatalog(self, vectors_dir, params)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteStore:
+    async def open(
+        cls, path: str | Path, vectors_dir: str | Path | None = None, index_params: IndexParams = IndexParams()
+    ) -> SQLiteStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = None
@@ -65,7 +87,7 @@ class SQLiteStore(PortableReads):
             raise StoreError(
                 f"{path}: cannot open the memory database ({exc}); restore a backup or move it away"
             ) from None
-        store = cls(path, conn)
+        store = cls(path, conn, Path(vectors_dir) if vectors_dir is not None else None, index_params)
         try:
             await store._upgrade_schema()
         except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
@@ -82,6 +104,14 @@ class SQLiteStore(PortableReads):
     async def close(self) -> None:
         async with self._write_lock:
             await self._conn.close()
+
+    def make_claims(self) -> LocalClaims:
+        """Job claims: one process owns a SQLite memory, so they live in this process."""
+        return LocalClaims()
+
+    async def flush(self) -> int:
+        """Persist every index changed since the last flush; returns how many were written."""
+        return await self.indexes.flush()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -250,11 +280,20 @@ class SQLiteStore(PortableReads):
     async def add_messages(self, messages: Iterable[StoredMessage]) -> list[StoredMessage]:
         """Insert new messages, or update changed ones (dropping their now-stale vectors).
 
-        Returns the messages whose text is new or changed: those need embedding.
+        Returns the messages whose text is new or changed: those need embedding. Edited messages leave
+        every loaded index in the same step.
         """
         messages = list(messages)
         if not messages:
             return []
+        async with self.indexes.writing():
+            changed, edited = await self._write_messages(messages)
+            if edited:
+                await self.indexes.remove(edited)
+        return changed
+
+    async def _write_messages(self, messages: list[StoredMessage]) -> tuple[list[StoredMessage], list[StoredMessage]]:
+        """(new or changed messages, the changed ones that existed before) in one transaction."""
         ids = [m.id for m in messages]
         async with self.transaction() as db:
             existing = {
@@ -281,22 +320,25 @@ class SQLiteStore(PortableReads):
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
                 [(m.id, fts_document(m.content)) for m in changed],
             )
-        return changed
+        return changed, [m for m in changed if m.id in existing]
 
     async def delete_messages(self, message_ids: Iterable[int]) -> list[StoredMessage]:
-        """Delete messages with their vectors in every space (FK cascade); returns what was deleted."""
+        """Delete messages with their vectors in every space (FK cascade) and every loaded index."""
         ids = list(message_ids)
         deleted: list[StoredMessage] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            async with self.transaction() as db:
-                rows = await (
-                    await db.execute(
-                        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
-                    )
-                ).fetchall()
-                await db.execute(f"DELETE FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk)
-            deleted.extend(message_of(r) for r in rows)
+        async with self.indexes.writing():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                async with self.transaction() as db:
+                    rows = await (
+                        await db.execute(
+                            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
+                        )
+                    ).fetchall()
+                    await db.execute(f"DELETE FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk)
+                deleted.extend(message_of(r) for r in rows)
+            if deleted:
+                await self.indexes.remove(deleted)
         return deleted
 
     async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
@@ -342,10 +384,10 @@ class SQLiteStore(PortableReads):
     async def put_vectors(
         self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray
     ) -> list[StoredMessage]:
-        """Upsert vectors of ``messages`` into ``space``, idempotently.
+        """Upsert vectors of ``messages`` into ``space`` and its channel indexes, idempotently, in one step.
 
         A message deleted or edited since it was embedded is skipped (its vector would be stale);
-        returns the messages actually written, so the caller adds exactly those to the index.
+        returns the messages actually written.
         """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(messages):
@@ -357,6 +399,16 @@ class SQLiteStore(PortableReads):
             )
         if not messages:
             return []
+        async with self.indexes.writing():
+            keep = await self._write_vector_rows(space, messages, vectors)
+            if keep:
+                await self.indexes.add(space, [messages[i] for i in keep], vectors[keep])
+        return [messages[i] for i in keep]
+
+    async def _write_vector_rows(
+        self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray
+    ) -> list[int]:
+        """Rows of ``messages`` whose vectors were upserted (their text is still the one embedded)."""
         ids = [m.id for m in messages]
         async with self.transaction() as db:
             current = {
@@ -374,7 +426,7 @@ class SQLiteStore(PortableReads):
                     for i in keep
                 ],
             )
-        return [messages[i] for i in keep]
+        return keep
 
     async def count_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
         row = await self.fetchone(
@@ -446,13 +498,52 @@ class SQLiteStore(PortableReads):
         return ids, vectors, int(gen[0]) if gen else 0
 
     async def delete_space_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
-        """Drop every vector of (space, channel): the finalize step of a migration."""
-        async with self.transaction() as db:
-            cur = await db.execute(
-                "DELETE FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
-                (space_id, guild_id, channel_id),
-            )
-            return cur.rowcount
+        """Drop every vector of (space, channel) and its index file: the finalize step of a migration."""
+        space = await self.get_space(space_id)
+        async with self.indexes.writing():
+            async with self.transaction() as db:
+                cur = await db.execute(
+                    "DELETE FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+                    (space_id, guild_id, channel_id),
+                )
+            await self.indexes.delete_files(space, guild_id, channel_id)
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ vector search
+    async def search(
+        self,
+        space: SpaceRecord,
+        guild_id: int,
+        channel_id: int,
+        query: np.ndarray,
+        k: int,
+        expect_read_space: bool = False,
+    ) -> list[tuple[int, float]]:
+        """Top-``k`` (message id, score) of one channel, best first, searched in a worker thread.
+
+        ``expect_read_space`` matters on a shared server only; one process owns a SQLite memory and
+        moves its pointers itself.
+        """
+        return await self.indexes.search(space, guild_id, channel_id, query, k)
+
+    async def search_many(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n, k) for ``n`` queries in one batched call; ids are -1 past the channel's size."""
+        return await self.indexes.search_many(space, guild_id, channel_id, queries, k)
+
+    async def index_info(self, space: SpaceRecord, guild_id: int, channel_id: int, load: bool = True) -> IndexInfo:
+        """What the channel's index in ``space`` holds; ``load`` brings it up to date with the database first
+        (what verify checks), else the cached or on-disk state is described without loading (what stats show)."""
+        path = self.indexes.path(space, guild_id, channel_id)
+        on_disk = path.stat().st_size if path is not None and path.exists() else None
+        if load:
+            index = await self.indexes.get(space, guild_id, channel_id, validate=True)
+            return IndexInfo(index.kind, len(index), index.dimension, on_disk, str(path) if path else None)
+        count = await self.count_vectors(space.id, guild_id, channel_id)
+        index = self.indexes.cached(space.id, guild_id, channel_id)
+        kind = index.kind if index is not None else self.indexes.params.kind_for(count)
+        return IndexInfo(kind, count, space.dimension, on_disk, str(path) if path else None)
 
     async def vector_counts(self, guild_id: int, channel_id: int) -> dict[int, int]:
         rows = await self.fetchall(
