@@ -98,10 +98,14 @@ class MigrationSettings:
     target_embedding_dimension: int = 0  # Matryoshka output dimension of the target; 0: the model's own
     verify_sample: int = 200
 
-    def target(self) -> Profile:
-        """The profile migrations go to, with its own model overrides."""
+    def target(self, profile: str | None = None, embedding_path: str = "", dimension: int | None = None) -> Profile:
+        """The profile migrations go to, with its own model overrides; what an admin names (a command option,
+        a command-line flag) wins over these settings, value by value. One rule for both faces."""
         return resolve_profile(
-            self.target_profile, ModelOverrides(self.target_embedding_path, self.target_embedding_dimension)
+            profile or self.target_profile,
+            ModelOverrides(
+                embedding_path or self.target_embedding_path, dimension or self.target_embedding_dimension
+            ),
         )
 
 

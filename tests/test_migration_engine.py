@@ -235,14 +235,14 @@ async def test_verify_catches_a_corrupted_index(filled, tiny_qwen3_dir):
 
 
 async def test_a_failed_verify_stops_the_job_before_swapping(filled, tiny_qwen3_dir, monkeypatch):
-    from qwen3_memory.migration import engine as engine_module
+    from qwen3_memory.migration import runner as runner_module
 
     async def failing_verify(memory, source, target, guild, channel, **kw):
         report = await verify_channel(memory, source, target, guild, channel, **kw)
         report.problems.append("deliberate failure")
         return report
 
-    monkeypatch.setattr(engine_module, "verify_channel", failing_verify)
+    monkeypatch.setattr(runner_module, "verify_channel", failing_verify)
     engine = MigrationEngine(filled)
     job = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)).id)
     assert job.status == J.FAILED and "deliberate failure" in job.error
@@ -379,13 +379,13 @@ async def test_memory_threshold_shrinks_batches(make_settings, tiny_qwen3_dir):
         engine = MigrationEngine(memory)
         job = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=16)).id)
         assert job.status == J.COMPLETED
-        assert engine._progress[job.id].batch_size < 16
+        assert engine.progress(job.id)["batch_size"] < 16
     finally:
         await memory.close()
 
 
 async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(filled, tiny_qwen3_dir, monkeypatch):
-    from qwen3_memory.migration import engine as engine_module
+    from qwen3_memory.migration import runner as runner_module
 
     engine = MigrationEngine(filled)
     job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)
@@ -396,7 +396,7 @@ async def test_a_pause_during_the_last_verify_is_honoured_and_resume_completes(f
             await engine.pause(job.id)  # the admin pauses while the last channel is being verified
         return await verify_channel(memory, source, target, guild, channel, **kw)
 
-    monkeypatch.setattr(engine_module, "verify_channel", verify_then_pause)
+    monkeypatch.setattr(runner_module, "verify_channel", verify_then_pause)
     assert (await engine.run(job.id)).status == J.PAUSED
     assert (await engine.resume(job.id, background=False)).status == J.COMPLETED
 

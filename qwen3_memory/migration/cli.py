@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_memory.errors import UserFacingError
+from qwen3_memory.migration.report import render_status, render_verify
 from qwen3_memory.migration.strategies import STRATEGIES
 from qwen3_memory.models.profiles import PROFILES, Profile
-from qwen3_memory.settings import ModelOverrides, Settings, load_settings, resolve_profile
+from qwen3_memory.settings import Settings, load_settings
 
 LEGACY_FLAGS = {"--check-only": "check", "--dry-run": "plan", "--migrate": "migrate", "--verify": "verify"}
 
@@ -129,28 +130,11 @@ def _insert_command(args: list[str], command: str) -> list[str]:
 
 def target_space(settings: Settings, args: argparse.Namespace) -> Profile:
     """The target profile: command-line flags win over memory_system.migration settings."""
-    migration = settings.memory.migration
-    return resolve_profile(
-        args.target_profile or migration.target_profile,
-        ModelOverrides(
-            args.target_path or migration.target_embedding_path,
-            args.target_dimension or migration.target_embedding_dimension,
-            "",
-        ),
-    )
+    return settings.memory.migration.target(args.target_profile, args.target_path, args.target_dimension)
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if args.json else text)
-
-
-async def _latest_job_id(engine, job: int | None) -> int:
-    if job is not None:
-        return job
-    latest = await engine.jobs.latest()
-    if latest is None:
-        raise UserFacingError("there is no migration yet; start one with `migrate`")
-    return latest.id
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -207,12 +191,12 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             for warning in job.options.get("warnings", []):
                 print(f"WARNING: {warning}", file=sys.stderr)
             return await _run_with_progress(engine, job.id, args)
-        job_id = await _latest_job_id(engine, getattr(args, "job", None))
+        job_id = (await engine.resolve_job(getattr(args, "job", None))).id
         if args.command == "resume":
             return await _run_with_progress(engine, job_id, args, resume=True)
         if args.command == "status":
             status = await engine.status(job_id)
-            emit(args, status_dict(status), render_status(status))
+            emit(args, status.to_dict(), render_status(status))
             return 0
         if args.command in ("pause", "cancel"):
             job = await getattr(engine, args.command)(job_id)
@@ -223,7 +207,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             emit(
                 args,
                 [r.to_dict() for r in reports],
-                "\n".join(_verify_text(r) for r in reports),
+                "\n".join(render_verify(r) for r in reports),
             )
             return 0 if all(r.passed for r in reports) else 1
         if args.command in ("swap", "rollback"):
@@ -293,17 +277,14 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
 
     if resume:
         await engine.resume(job_id, background=True)
-    else:
-        engine.launch(job_id)
-    task = engine._tasks[job_id]
+    task = engine.launch(job_id)  # the running task, when resume started it
     status = await engine.status(job_id)
     bar = tqdm(total=status.total, initial=status.done, unit="msg", disable=args.json, dynamic_ncols=True)
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=0.5)
-            live = engine._progress.get(job_id)
-            if live is not None:
-                snap = live.snapshot()
+            snap = engine.progress(job_id)
+            if snap is not None:
                 bar.n = snap["done"]
                 bar.set_postfix(
                     phase=snap["phase"],
@@ -322,51 +303,8 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
         bar.close()
     job = task.result()
     status = await engine.status(job_id)
-    emit(args, status_dict(status), render_status(status))
+    emit(args, status.to_dict(), render_status(status))
     return 0 if job.status in ("completed", "paused") else 1
-
-
-def _verify_text(report) -> str:
-    """One line per channel, plus the old-vs-new evaluation table when a labelled set was given."""
-    text = f"channel {report.channel_id}: {report.summary()}"
-    if report.evaluation is not None:
-        from qwen3_memory.evaluation import format_channel_evaluation
-
-        text += "\n" + format_channel_evaluation(report.evaluation)
-    return text
-
-
-def status_dict(status) -> dict[str, Any]:
-    return {
-        "job": vars(status.job),
-        "source": status.source.spec.key,
-        "target": status.target.spec.key,
-        "done": status.done,
-        "total": status.total,
-        "live": status.live,
-        "channels": [
-            {k: v for k, v in vars(c).items() if k != "report"} | {"verify": (c.report or {}).get("passed")}
-            for c in status.channels
-        ],
-    }
-
-
-def render_status(status) -> str:
-    job = status.job
-    lines = [
-        f"migration #{job.id} [{job.status}] {status.source.spec.key} -> {status.target.spec.key} "
-        f"({job.strategy}): {status.done}/{status.total} messages"
-    ]
-    if job.error:
-        lines.append(f"error: {job.error}")
-    for c in status.channels:
-        verdict = {True: "verify passed", False: "verify FAILED", None: ""}[(c.report or {}).get("passed")]
-        lines.append(f"  guild {c.guild_id} channel {c.channel_id}: {c.status:<11} {c.done}/{c.total} {verdict}")
-    if job.backup_path:
-        lines.append(f"backup: {job.backup_path}")
-    if job.log_path:
-        lines.append(f"log: {job.log_path}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

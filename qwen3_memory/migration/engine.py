@@ -1,44 +1,41 @@
 """The migration engine: resumable per-channel jobs that move a live memory to a new embedding space.
 
-One channel at a time: add the target to the channel's write spaces (new messages are embedded
-into both), scroll its messages by id in batches, make target vectors in an executor, upsert
-them (idempotent), add them to the shadow index and commit the cursor; then catch up with
-whatever still lacks a target vector, verify, and move the read pointer in one transaction.
-Pause, resume and cancel act at batch boundaries; a killed process resumes from the cursor.
-The old space keeps receiving new messages until ``finalize``, so ``rollback`` is instant.
+The engine owns jobs: it creates them (after a backup), claims and runs them one channel at a time
+through :class:`~qwen3_memory.migration.runner.ChannelRunner` (dual-write, backfill, catch-up,
+verify), and moves read pointers: swap, rollback, finalize. Pause, resume and cancel act at batch
+boundaries; a killed process resumes from the cursor. The old space keeps receiving new messages
+until ``finalize``, so ``rollback`` is instant. Both faces (the admin cog and the command line)
+call only the public methods here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import logging
 import os
 import socket
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
-
-from qwen3_memory.errors import EncodeOutOfMemory, UserFacingError
+from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
-from qwen3_memory.migration.jobs import ChannelJob, Job, JobStateError, JobStore
-from qwen3_memory.migration.strategies import LinearMap, Strategy, fit_linear_map, validate_strategy
+from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
+from qwen3_memory.migration.report import JobStatus
+from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
+from qwen3_memory.migration.strategies import validate_strategy
 from qwen3_memory.migration.verify import VerifyReport, verify_channel
 from qwen3_memory.recall.pipeline import Hit
-from qwen3_memory.records import SpaceRecord, StoredMessage
+from qwen3_memory.records import SpaceRecord
 from qwen3_memory.space import EmbeddingSpace
 
 log = logging.getLogger(__name__)
 
-TRANSFORM_MAP = "linear_map"
+__all__ = ["JobStatus", "MigrationEngine", "MigrationFailed", "Preflight"]
+
 # The error of a job whose task was cancelled (the bot shut down): paused, but not by an admin, so a
 # restart resumes it like a crashed one (see interrupted_jobs).
 SHUTDOWN_PAUSE = "interrupted (bot shutting down); resume continues here"
@@ -50,88 +47,6 @@ POSTGRES_BACKUP_NOTE = (
 )
 
 
-class MigrationFailed(UserFacingError):
-    """A channel failed (verification, out of memory at batch size 1, ...); the job stops, nothing is lost."""
-
-
-class BatchSizer:
-    """Adaptive batch size: halve on out-of-memory or when RSS passes the threshold; grow back slowly."""
-
-    def __init__(self, initial: int, memory_threshold_mb: int, grow_after: int = 8) -> None:
-        self.ceiling = max(1, initial)
-        self.size = self.ceiling
-        self.memory_threshold_mb = memory_threshold_mb
-        self.grow_after = grow_after
-        self._successes = 0
-        self.shrinks = 0
-
-    def shrink(self, reason: str) -> bool:
-        """Halve; False when already at 1 (the caller must fall back or fail)."""
-        self._successes = 0
-        if self.size == 1:
-            return False
-        self.size = max(1, self.size // 2)
-        self.shrinks += 1
-        log.warning("batch size halved to %d (%s)", self.size, reason)
-        return True
-
-    def succeeded(self) -> None:
-        rss_mb = psutil.Process().memory_info().rss / 2**20
-        if rss_mb > self.memory_threshold_mb:
-            gc.collect()
-            self.shrink(f"RSS {rss_mb:.0f} MiB above memory_threshold_mb {self.memory_threshold_mb}")
-            return
-        self._successes += 1
-        if self._successes >= self.grow_after and self.size < self.ceiling:
-            self.size = min(self.ceiling, max(self.size + 1, int(self.size * 1.25)))
-            self._successes = 0
-
-
-@dataclass
-class Progress:
-    """Live state of a running job, written by the engine and read by status queries (thread-safe)."""
-
-    job_id: int
-    total: int = 0
-    done: int = 0
-    phase: str = "starting"
-    channel_id: int | None = None
-    batch_size: int = 0
-    errors: int = 0
-    started: float = field(default_factory=time.monotonic)
-    run_done: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def update(self, **fields: Any) -> None:
-        with self._lock:
-            for key, value in fields.items():
-                setattr(self, key, value)
-
-    def advance(self, n: int) -> None:
-        with self._lock:
-            self.done += n
-            self.run_done += n
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            elapsed = max(1e-6, time.monotonic() - self.started)
-            rate = self.run_done / elapsed
-            remaining = max(0, self.total - self.done)
-            return {
-                "job_id": self.job_id,
-                "total": self.total,
-                "done": self.done,
-                "phase": self.phase,
-                "channel_id": self.channel_id,
-                "batch_size": self.batch_size,
-                "errors": self.errors,
-                "rate": rate,
-                "eta_seconds": remaining / rate if rate > 0 else None,
-                "elapsed": elapsed,
-                "rss_mb": psutil.Process().memory_info().rss / 2**20,
-            }
-
-
 @dataclass
 class Preflight:
     """What :meth:`MigrationEngine.preflight` found: the source space, warnings and (guild, channel, count)."""
@@ -141,23 +56,6 @@ class Preflight:
     channels: list[tuple[int, int, int]]
 
 
-@dataclass
-class JobStatus:
-    job: Job
-    channels: list[ChannelJob]
-    live: dict[str, Any] | None
-    source: SpaceRecord
-    target: SpaceRecord
-
-    @property
-    def done(self) -> int:
-        return sum(c.done for c in self.channels)
-
-    @property
-    def total(self) -> int:
-        return sum(c.total for c in self.channels)
-
-
 class MigrationEngine:
     """One per process; the admin cog and the command line are thin faces over it."""
 
@@ -165,6 +63,7 @@ class MigrationEngine:
         self.memory = memory
         self.store = memory.store
         self.jobs = JobStore(memory.store)
+        self.runner = ChannelRunner(memory, self.jobs)
         self._tasks: dict[int, asyncio.Task] = {}
         self._progress: dict[int, Progress] = {}
         self._loggers: dict[int, logging.Logger] = {}
@@ -189,9 +88,7 @@ class MigrationEngine:
         source_space = await self.store.ensure_space(source or self.memory.settings.space)
         warnings = validate_strategy(strategy, source_space.spec, target, force)
         unfinished = [
-            j
-            for j in await self.jobs.with_status(J.PENDING, J.RUNNING, J.PAUSED)
-            if guild_id is None or j.guild_id in (None, guild_id)
+            j for j in await self.jobs.with_status(*J.UNFINISHED) if guild_id is None or j.guild_id in (None, guild_id)
         ]
         if unfinished:
             raise JobStateError(f"migration #{unfinished[0].id} is {unfinished[0].status}; resume or cancel it first")
@@ -346,7 +243,7 @@ class MigrationEngine:
         (its progress is in the job tables, visible from every process).
         """
         job = await self.jobs.get(job_id)
-        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # paused or cancelled before the task got here
+        if job.status in J.STOPPED:  # paused or cancelled before the task got here
             return job
         if not await self.memory.claims.try_claim("job", job_id):
             log.info("migration #%d is being run by another process; not starting it here", job_id)
@@ -378,7 +275,7 @@ class MigrationEngine:
 
     async def _run_claimed(self, job_id: int) -> Job:
         job = await self.jobs.get(job_id)
-        if job.status in (J.COMPLETED, J.CANCELLED, J.PAUSED):  # finished or stopped elsewhere meanwhile
+        if job.status in J.STOPPED:  # finished or stopped elsewhere meanwhile
             return job
         logger = self._logger(job_id, job.log_path)
         source, target = (
@@ -389,7 +286,7 @@ class MigrationEngine:
         progress = self._progress[job_id] = Progress(
             job_id, total=sum(c.total for c in channels), done=sum(c.done for c in channels)
         )
-        if not await self.jobs.set_status(job_id, J.RUNNING, unless=(J.PAUSED, J.CANCELLED, J.COMPLETED)):
+        if not await self.jobs.set_status(job_id, J.RUNNING, unless=J.STOPPED):
             return await self.jobs.get(job_id)  # paused or cancelled while this task was starting
         resumed = [c for c in channels if c.status not in (J.PENDING, *J.CHANNEL_DONE)]
         if resumed:
@@ -404,275 +301,43 @@ class MigrationEngine:
                 c.total,
             )
         try:
-            strategy = await self._strategy(job, source, target, logger)
+            strategy = await self.runner.prepare_strategy(job, source, target, logger)
             sizer = BatchSizer(
                 int(job.options.get("batch_size") or 32), self.memory.settings.memory.memory_threshold_mb
             )
             for channel in channels:
                 if channel.status in J.CHANNEL_DONE:
                     continue
-                finished = await self._run_channel(job, channel, strategy, source, target, sizer, progress, logger)
+                finished = await self.runner.run_channel(
+                    job, channel, strategy, source, target, sizer, progress, logger
+                )
+                if finished and job.options.get("auto_swap", True):
+                    # another process may be swapping it now if this one lost the job's claim
+                    finished = await self.memory.claims.holds("job", job.id)
+                    if finished:
+                        await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
                 if not finished:
                     status = (await self.jobs.get(job_id)).status
                     logger.info("migration #%d %s at channel %d", job_id, status, channel.channel_id)
                     return await self.jobs.get(job_id)
-            if await self._stop_requested(job_id):  # asked during the last channel's catch-up or verify
+            stopped = await self.runner.stop_requested(job_id)  # asked during the last channel's catch-up or verify
+            if stopped or not await self.jobs.set_status(job_id, J.COMPLETED, unless=(J.PAUSED, J.CANCELLED)):
                 logger.info("migration #%d paused after its last channel; resume completes it", job_id)
                 return await self.jobs.get(job_id)
-            await self.jobs.set_status(job_id, J.COMPLETED)
             logger.info("migration #%d completed", job_id)
         except asyncio.CancelledError:
-            await self.jobs.set_status(job_id, J.PAUSED, SHUTDOWN_PAUSE)
+            await self.jobs.set_status(job_id, J.PAUSED, SHUTDOWN_PAUSE, unless=(J.CANCELLED, J.COMPLETED, J.FAILED))
             raise
         except Exception as exc:
             message = str(exc) if isinstance(exc, UserFacingError) else f"{type(exc).__name__}: {exc}"
             logger.exception("migration #%d failed: %s", job_id, message)
-            await self.jobs.set_status(job_id, J.FAILED, message)
+            await self.jobs.set_status(job_id, J.FAILED, message, unless=(J.CANCELLED, J.COMPLETED))
             progress.update(phase="failed")
             if not isinstance(exc, UserFacingError):
                 raise
         finally:
             progress.update(phase=(await self.jobs.get(job_id)).status)
         return await self.jobs.get(job_id)
-
-    async def _strategy(self, job: Job, source: SpaceRecord, target: SpaceRecord, logger: logging.Logger) -> Strategy:
-        service = self.memory.services.get(target.spec)
-        await service.aload()
-        strategy = Strategy(job.strategy, source.spec, target.spec, service)
-        if job.strategy == "transform":
-            data = await self.jobs.artifact(job.id, TRANSFORM_MAP)
-            if data is None:
-                strategy.linear_map = await self._fit_transform(job, source, target, service, logger)
-                await self.jobs.put_artifact(job.id, TRANSFORM_MAP, strategy.linear_map.to_bytes())
-            else:
-                strategy.linear_map = LinearMap.from_bytes(data)
-        return strategy
-
-    async def _fit_transform(
-        self, job: Job, source: SpaceRecord, target: SpaceRecord, service, logger: logging.Logger
-    ) -> LinearMap:
-        """Embed a sample with the target model and fit old -> new on it (held-out fit reported)."""
-        wanted = int(job.options.get("transform_sample", 1000))
-        sample: list[StoredMessage] = []
-        for channel in await self.jobs.channels(job.id):
-            if len(sample) >= wanted:
-                break
-            sample.extend(
-                await self.store.scroll_messages(channel.guild_id, channel.channel_id, 0, wanted - len(sample))
-            )
-        old = await self.store.get_vectors(source.id, [m.id for m in sample]) if sample else {}
-        sample = [m for m in sample if m.id in old and m.content.strip()]
-        if not sample:
-            from qwen3_memory.migration.strategies import StrategyRefused
-
-            raise StrategyRefused(
-                "transform needs messages that have both their text and an old vector; none do. Use regenerate"
-            )
-        new = await service.aencode_documents([m.content for m in sample])
-        fitted = await asyncio.to_thread(fit_linear_map, np.stack([old[m.id] for m in sample]), new)
-        logger.info(
-            "transform fitted on %d messages: mean cosine train %.3f, held-out %.3f (%d messages)",
-            fitted.samples,
-            fitted.train_cosine,
-            fitted.heldout_cosine,
-            fitted.heldout_size,
-        )
-        return fitted
-
-    async def _stop_requested(self, job_id: int) -> bool:
-        """Paused or cancelled by an admin, or this process no longer holds the job (another adopts it)."""
-        if not await self.memory.claims.holds("job", job_id):
-            log.warning("migration #%d: this process lost its claim; stopping here for whoever adopts it", job_id)
-            return True
-        status = (await self.jobs.get(job_id)).status
-        return status in (J.PAUSED, J.CANCELLED)
-
-    async def _run_channel(
-        self,
-        job: Job,
-        ch: ChannelJob,
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-        logger: logging.Logger,
-    ) -> bool:
-        """Take one channel as far as it goes; False when paused or cancelled on the way."""
-        g, c = ch.guild_id, ch.channel_id
-        progress.update(channel_id=c)
-        if ch.status == J.PENDING:
-            await self.store.add_write_space(g, c, target.id)  # dual-write starts before the backfill
-            await self.jobs.update_channel(job.id, g, c, "backfill", status=J.BACKFILL, started_at=time.time())
-            logger.info("channel %d: dual-write on, backfill of %d messages", c, ch.total)
-            ch.status = J.BACKFILL
-        if ch.status == J.BACKFILL:
-            progress.update(phase="backfill")
-            if not await self._backfill(job, ch, strategy, source, target, sizer, progress):
-                return False
-            await self.jobs.update_channel(job.id, g, c, "catch-up", status=J.CATCHUP)
-            ch.status = J.CATCHUP
-        if ch.status == J.CATCHUP:
-            progress.update(phase="catch-up")
-            caught_up = await self._catch_up(g, c, strategy, source, target, sizer, progress)
-            logger.info("channel %d: caught up %d messages written during the backfill", c, caught_up)
-            progress.update(phase="verify")
-            report = await verify_channel(
-                self.memory, source, target, g, c, sample=self.memory.settings.memory.migration.verify_sample
-            )
-            if not report.passed:
-                await self.jobs.update_channel(
-                    job.id,
-                    g,
-                    c,
-                    "verify failed",
-                    "; ".join(report.problems),
-                    status=J.FAILED,
-                    error="; ".join(report.problems),
-                    report=report.to_dict(),
-                )
-                raise MigrationFailed(
-                    f"channel {c} failed verification: {'; '.join(report.problems)}. "
-                    "Nothing was swapped; fix the cause and resume, or cancel"
-                )
-            await self.jobs.update_channel(
-                job.id, g, c, "verified", status=J.VERIFIED, report=report.to_dict(), finished_at=time.time()
-            )
-            logger.info("channel %d verified: %s", c, report.summary())
-            ch.status = J.VERIFIED
-        if ch.status == J.VERIFIED and job.options.get("auto_swap", True):
-            if not await self.memory.claims.holds("job", job.id):  # another process may be swapping it now
-                return False
-            await self._swap_channel(job, g, c, target.id, logger)
-        return True
-
-    async def _backfill(
-        self,
-        job: Job,
-        ch: ChannelJob,
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-    ) -> bool:
-        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary.
-
-        Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS
-        threads), batch *n+1* is already being encoded (model threads), so the model never waits
-        for bookkeeping. Cursors are still committed strictly in order.
-        """
-        g, c = ch.guild_id, ch.channel_id
-        cursor, done = ch.cursor, ch.done
-        up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
-        commit: asyncio.Task | None = None
-
-        async def store_and_commit(batch: list[StoredMessage], vectors: np.ndarray, done_after: int) -> None:
-            await self._store_batch(batch, vectors, target, sizer, progress)
-            await self.jobs.update_channel(job.id, g, c, cursor=batch[-1].id, done=done_after)
-            progress.advance(len(batch))
-
-        try:
-            batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
-            while batch:
-                if await self._stop_requested(job.id):
-                    return False
-                vectors = await self._encode_batch(batch, strategy, source, target, sizer, progress)
-                if commit is not None:
-                    await commit
-                    commit = None
-                if vectors is None:  # out of memory: the same messages again, in a halved batch
-                    batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
-                    continue
-                cursor, done = batch[-1].id, done + len(batch)
-                commit = asyncio.create_task(store_and_commit(batch, vectors, done))
-                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
-        finally:
-            if commit is not None:
-                await commit
-        return True
-
-    async def _encode_batch(
-        self,
-        batch: list[StoredMessage],
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-    ) -> np.ndarray | None:
-        """Target vectors for ``batch``; None if it ran out of memory (the batch size was halved)."""
-        try:
-            return await self._target_vectors(batch, strategy, source, sizer.size)
-        except EncodeOutOfMemory as exc:
-            progress.update(errors=progress.errors + 1)
-            if sizer.shrink("out of memory"):
-                progress.update(batch_size=sizer.size)
-                return None
-            if self.memory.services.get(target.spec).fall_back_to_cpu():
-                return None
-            raise MigrationFailed(f"{exc} (already at batch size 1)") from exc
-
-    async def _store_batch(
-        self,
-        batch: list[StoredMessage],
-        vectors: np.ndarray,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-    ) -> int:
-        """Upsert the vectors (skipping messages edited or deleted meanwhile) and index them."""
-        accepted = await self.store.put_vectors(target, batch, vectors)
-        sizer.succeeded()
-        progress.update(batch_size=sizer.size)
-        return len(accepted)
-
-    async def _target_vectors(
-        self, batch: list[StoredMessage], strategy: Strategy, source: SpaceRecord, batch_size: int
-    ) -> np.ndarray:
-        service = strategy.target_service
-        if not strategy.needs_source_vectors:
-            return await service.run(strategy.vectors, batch, None, batch_size)
-        old = await self.store.get_vectors(source.id, [m.id for m in batch])
-        have = [i for i, m in enumerate(batch) if m.id in old]
-        out = np.empty((len(batch), strategy.target.dimension), dtype=np.float32)
-        if have:
-            out[have] = await service.run(
-                strategy.vectors,
-                [batch[i] for i in have],
-                np.stack([old[batch[i].id] for i in have]),
-                batch_size,
-            )
-        lacking = [i for i, m in enumerate(batch) if m.id not in old]
-        if lacking:  # no old vector to map (e.g. its embedding had failed): embed from text, exactly
-            out[lacking] = await service.aencode_documents([batch[i].content for i in lacking])
-        return out
-
-    async def _catch_up(
-        self,
-        g: int,
-        c: int,
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-    ) -> int:
-        """Embed the channel's messages that still lack a target vector, up to the newest one now.
-
-        Messages newer than that are dual-written by capture (the target has been a write space
-        since before the backfill), so the catch-up ends even while members keep posting.
-        """
-        up_to = await self.store.newest_message_id(g, c)
-        after, total = 0, 0
-        while missing := await self.store.messages_missing_vectors(target.id, g, c, after, sizer.size, up_to):
-            vectors = await self._encode_batch(missing, strategy, source, target, sizer, progress)
-            if vectors is None:
-                continue
-            written = await self._store_batch(missing, vectors, target, sizer, progress)
-            after = missing[-1].id  # edited or deleted under us: capture has re-embedded or removed them
-            total += written
-        return total
 
     # ------------------------------------------------------------------ control
     async def pause(self, job_id: int, guild_id: int | None = None) -> Job:
@@ -735,17 +400,34 @@ class MigrationEngine:
             found.append(j)
         return found
 
-    async def status(self, job_id: int | None = None, guild_id: int | None = None) -> JobStatus | None:
-        job = await self.jobs.get(job_id, guild_id) if job_id else await self.jobs.latest(guild_id)
-        if job is None:
-            return None
-        live = self._progress.get(job.id)
+    async def resolve_job(self, job_id: int | None = None, guild_id: int | None = None) -> Job:
+        """The job named (in ``guild_id``'s scope, when given), or the latest one: what every face means
+        by "the migration" when an admin names none."""
+        if job_id is not None:
+            return await self.jobs.get(job_id, guild_id)
+        latest = await self.jobs.latest(guild_id)
+        if latest is None:
+            where = " in this server" if guild_id is not None else ""
+            raise JobNotFound(f"there is no migration{where} yet; plan one, then start it")
+        return latest
+
+    def progress(self, job_id: int) -> dict[str, Any] | None:
+        """The live numbers of the job's runner in this process (last ones, once it stopped); None if it never
+        ran here. A snapshot: batch size, phase, channel, rate, ETA, memory."""
+        live = self._progress.get(job_id)
+        return live.snapshot() if live is not None else None
+
+    async def status(self, job_id: int | None = None, guild_id: int | None = None) -> JobStatus:
+        """The job (or the latest one) as one record both faces render."""
+        job = await self.resolve_job(job_id, guild_id)
+        running = self.is_running(job.id)
         return JobStatus(
             job,
             await self.jobs.channels(job.id),
-            live.snapshot() if live and self.is_running(job.id) else None,
+            self.progress(job.id) if running else None,
             await self.store.get_space(job.source_space_id),
             await self.store.get_space(job.target_space_id),
+            running=running,
         )
 
     # ------------------------------------------------------------------ verify, swap, rollback, finalize
@@ -785,7 +467,7 @@ class MigrationEngine:
             return channels
         chosen = [c for c in channels if c.channel_id == channel_id]
         if not chosen:
-            raise J.JobNotFound(f"channel {channel_id} is not part of migration #{job.id}")
+            raise JobNotFound(f"channel {channel_id} is not part of migration #{job.id}")
         return chosen
 
     async def swap(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
@@ -868,7 +550,7 @@ class MigrationEngine:
         """Top results of the old and the new space side by side, for an A/B judgement before swapping."""
         job = await self.jobs.get(job_id)
         if job.guild_id not in (None, guild_id):  # another guild's job: as if it did not exist
-            raise J.JobNotFound(f"no migration #{job_id} in this server")
+            raise JobNotFound(f"no migration #{job_id} in this server")
         await self.jobs.channel(job_id, guild_id, channel_id)  # the channel must be part of this job
         options = self.memory.recall_options(k=k, hybrid=False, rerank=False, min_score=-1.0)
         recaller = self.memory.recaller

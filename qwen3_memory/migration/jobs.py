@@ -1,7 +1,9 @@
 """Persistent migration jobs: the job row, one row per channel with its cursor, and an event log.
 
-Every status change is one transaction, so after a crash the tables say exactly where each
-channel stood: which phase, and the last message id whose target vector is committed.
+Every status change is one transaction, checked against :mod:`qwen3_memory.migration.status`'s
+transition tables in the same statement, so after a crash the tables say exactly where each
+channel stood (which phase, and the last message id whose target vector is committed) and no
+path can make a change the tables forbid.
 """
 
 from __future__ import annotations
@@ -13,34 +15,45 @@ from typing import Any
 
 from qwen3_memory.backends import Store
 from qwen3_memory.errors import UserFacingError
+from qwen3_memory.migration.status import (
+    CHANNEL_DONE,
+    CHANNEL_TRANSITIONS,
+    JOB_TRANSITIONS,
+    STOPPED,
+    UNFINISHED,
+    ChannelPhase,
+    JobState,
+    JobStateError,
+    check_channel_transition,
+    check_job_transition,
+)
 
-# job statuses
-PENDING, RUNNING, PAUSED, CANCELLED, FAILED, COMPLETED = (
-    "pending",
-    "running",
-    "paused",
-    "cancelled",
-    "failed",
-    "completed",
-)
-# channel statuses, in the order a channel goes through them
-BACKFILL, CATCHUP, VERIFIED, SWAPPED, ROLLED_BACK, FINALIZED = (
-    "backfill",
-    "catchup",
-    "verified",
-    "swapped",
-    "rolled_back",
-    "finalized",
-)
-CHANNEL_DONE = (VERIFIED, SWAPPED, ROLLED_BACK, FINALIZED)
+# Short names for the statuses, as the engine and the faces write them (``J.RUNNING``).
+PENDING, RUNNING, PAUSED = JobState.PENDING, JobState.RUNNING, JobState.PAUSED
+CANCELLED, FAILED, COMPLETED = JobState.CANCELLED, JobState.FAILED, JobState.COMPLETED
+BACKFILL, CATCHUP, VERIFIED = ChannelPhase.BACKFILL, ChannelPhase.CATCHUP, ChannelPhase.VERIFIED
+SWAPPED, ROLLED_BACK, FINALIZED = ChannelPhase.SWAPPED, ChannelPhase.ROLLED_BACK, ChannelPhase.FINALIZED
+__all__ = [
+    "CHANNEL_DONE",
+    "STOPPED",
+    "UNFINISHED",
+    "ChannelJob",
+    "ChannelPhase",
+    "Job",
+    "JobNotFound",
+    "JobState",
+    "JobStateError",
+    "JobStore",
+]
 
 
 class JobNotFound(UserFacingError):
     """No migration with that id (in this guild)."""
 
 
-class JobStateError(UserFacingError):
-    """The operation does not fit the job's current state (e.g. finalize before verify)."""
+def _sources(table: dict, new: str) -> list[str]:
+    """The statuses from which ``new`` may be reached, per a transition table."""
+    return [str(old) for old, targets in table.items() if new in targets]
 
 
 @dataclass
@@ -49,7 +62,7 @@ class Job:
     source_space_id: int
     target_space_id: int
     strategy: str
-    status: str
+    status: JobState
     guild_id: int | None
     options: dict[str, Any]
     backup_path: str | None
@@ -65,7 +78,7 @@ class ChannelJob:
     guild_id: int
     channel_id: int
     position: int
-    status: str
+    status: ChannelPhase
     cursor: int
     total: int
     done: int
@@ -86,12 +99,14 @@ _CHANNEL_COLUMNS = (
 
 def _job(row) -> Job:
     values = list(row)
+    values[4] = JobState(values[4])
     values[6] = json.loads(values[6] or "{}")
     return Job(*values)
 
 
 def _channel(row) -> ChannelJob:
     values = list(row)
+    values[4] = ChannelPhase(values[4])
     values[9] = json.loads(values[9]) if values[9] else None
     return ChannelJob(*values)
 
@@ -121,13 +136,13 @@ class JobStore:
             cur = await db.execute(
                 "INSERT INTO migrations(source_space_id, target_space_id, strategy, status, guild_id, options, "
                 "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
-                (source_space_id, target_space_id, strategy, PENDING, guild_id, json.dumps(options), now, now),
+                (source_space_id, target_space_id, strategy, str(PENDING), guild_id, json.dumps(options), now, now),
             )
             job_id = (await cur.fetchone())[0]
             await db.executemany(
                 "INSERT INTO migration_channels(migration_id, guild_id, channel_id, position, status, total) "
                 "VALUES (?,?,?,?,?,?)",
-                [(job_id, g, c, pos, PENDING, n) for pos, (g, c, n) in enumerate(channels)],
+                [(job_id, g, c, pos, str(ChannelPhase.PENDING), n) for pos, (g, c, n) in enumerate(channels)],
             )
             await db.execute(
                 "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
@@ -154,7 +169,7 @@ class JobStore:
     async def with_status(self, *statuses: str) -> list[Job]:
         rows = await self.store.fetchall(
             f"SELECT {_JOB_COLUMNS} FROM migrations WHERE status IN ({','.join('?' * len(statuses))}) ORDER BY id",
-            statuses,
+            [str(s) for s in statuses],
         )
         return [_job(r) for r in rows]
 
@@ -177,18 +192,28 @@ class JobStore:
     async def set_status(
         self, job_id: int, status: str, error: str | None = None, *, unless: tuple[str, ...] = (), **fields: Any
     ) -> bool:
-        """Change the job's status (and ``fields``) in one transaction; with ``unless``, only if its current
-        status is none of those (checked in the same transaction). False when nothing changed."""
+        """Change the job's status (and ``fields``) in one transaction, if the transition table allows it.
+
+        With ``unless``, a job whose current status is one of those is left as it is (False): the caller
+        lost a race with a pause or cancel. Any other forbidden change raises :class:`JobStateError`.
+        Both are checked in the UPDATE itself, so two processes cannot both win.
+        """
         sets = ", ".join(f"{k} = ?" for k in fields)
-        guard = f" AND status NOT IN ({','.join('?' * len(unless))})" if unless else ""
+        allowed = [s for s in _sources(JOB_TRANSITIONS, status) if s not in unless]
         async with self.store.transaction() as db:
             cur = await db.execute(
                 f"UPDATE migrations SET status = ?, error = ?, updated_at = ?{', ' + sets if sets else ''} "
-                f"WHERE id = ?{guard}",
-                (status, error, time.time(), *fields.values(), job_id, *unless),
+                f"WHERE id = ? AND status IN ({','.join('?' * len(allowed))})",
+                (str(status), error, time.time(), *fields.values(), job_id, *allowed),
             )
             if cur.rowcount == 0:
-                return False
+                row = await (await db.execute("SELECT status FROM migrations WHERE id = ?", (job_id,))).fetchone()
+                if row is None:
+                    raise JobNotFound(f"no migration #{job_id}")
+                if row[0] in unless:
+                    return False
+                check_job_transition(job_id, row[0], status)
+                return False  # pragma: no cover - the check above raises
             await db.execute(
                 "INSERT INTO migration_events(migration_id, at, event, detail) VALUES (?,?,?,?)",
                 (job_id, time.time(), status, error or ""),
@@ -198,16 +223,36 @@ class JobStore:
     async def update_channel(
         self, job_id: int, guild_id: int, channel_id: int, event: str | None = None, detail: str = "", **fields: Any
     ) -> None:
-        """Change a channel row (cursor, done, status, ...) and log ``event``, in one transaction."""
+        """Change a channel row (cursor, done, status, ...) and log ``event``, in one transaction.
+
+        A new ``status`` must be allowed by the channel transition table (else :class:`JobStateError`).
+        """
         if "report" in fields and fields["report"] is not None:
             fields["report"] = json.dumps(fields["report"])
         sets = ", ".join(f"{k} = ?" for k in fields)
+        guard, allowed = "", []
+        if "status" in fields:
+            fields["status"] = str(fields["status"])
+            allowed = [*_sources(CHANNEL_TRANSITIONS, fields["status"]), fields["status"]]
+            guard = f" AND status IN ({','.join('?' * len(allowed))})"
         async with self.store.transaction() as db:
             if sets:
-                await db.execute(
-                    f"UPDATE migration_channels SET {sets} WHERE migration_id = ? AND guild_id = ? AND channel_id = ?",
-                    (*fields.values(), job_id, guild_id, channel_id),
+                cur = await db.execute(
+                    f"UPDATE migration_channels SET {sets} WHERE migration_id = ? AND guild_id = ? AND channel_id = ?"
+                    + guard,
+                    (*fields.values(), job_id, guild_id, channel_id, *allowed),
                 )
+                if cur.rowcount == 0:
+                    row = await (
+                        await db.execute(
+                            "SELECT status FROM migration_channels WHERE migration_id = ? AND guild_id = ? "
+                            "AND channel_id = ?",
+                            (job_id, guild_id, channel_id),
+                        )
+                    ).fetchone()
+                    if row is None:
+                        raise JobNotFound(f"channel {channel_id} is not part of migration #{job_id}")
+                    check_channel_transition(job_id, channel_id, row[0], fields["status"])
             if event:
                 await db.execute(
                     "INSERT INTO migration_events(migration_id, at, guild_id, channel_id, event, detail) "
