@@ -14,8 +14,9 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from qwen3_memory.backends.postgres.dsn import redact_dsn
 from qwen3_memory.backends.postgres.schema import PG_SCHEMA_VERSION
-from qwen3_memory.backends.postgres.store import BULK_ROWS, PostgresStore, redact_dsn
+from qwen3_memory.backends.postgres.store import BULK_ROWS, PostgresStore
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from qwen3_memory.records import StoredMessage
 from qwen3_memory.space import EmbeddingSpace

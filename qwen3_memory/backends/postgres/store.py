@@ -8,9 +8,10 @@ the migration engine and the cogs run unchanged on either. What differs undernea
 - every method runs in its own transaction on a pooled connection; serialization failures and
   deadlocks (several processes writing at once) are retried with jittered backoff, and server
   or pool failures become :class:`StoreError` / :class:`StoreLocked` naming the server (never its
-  password: see :func:`redact_dsn`);
-- bulk vector writes and reads go through binary ``COPY`` built and parsed with numpy, so a
-  migration backfill or an index load does not decode vectors one Python object at a time.
+  password: see :mod:`~qwen3_memory.backends.postgres.dsn`);
+- bulk vector writes and reads go through binary ``COPY`` built and parsed with numpy (see
+  :mod:`~qwen3_memory.backends.postgres.binary_copy`), so a migration backfill or an index load
+  does not decode vectors one Python object at a time.
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import re
-import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,12 +29,15 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from qwen3_memory.backends.checksums import vectors_digest
 from qwen3_memory.backends.claims import AdvisoryClaims
 from qwen3_memory.backends.lexical import fts_document
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
+from qwen3_memory.backends.postgres.binary_copy import copy_row_dtype, decode_copy_vectors, encode_copy_vectors
+from qwen3_memory.backends.postgres.dialect import portable_sql, tsquery_of
+from qwen3_memory.backends.postgres.dsn import redact_dsn, scrub
 from qwen3_memory.backends.postgres.schema import (
     PG_SCHEMA_MIGRATIONS,
     PG_SCHEMA_VERSION,
@@ -45,8 +46,8 @@ from qwen3_memory.backends.postgres.schema import (
     space_table_script,
     vector_type,
 )
+from qwen3_memory.backends.postgres.transaction import PgTransaction
 from qwen3_memory.backends.protocol import IndexInfo
-from qwen3_memory.backends.sqlite.store import vectors_digest  # the checksums' vector part, shared with SQLiteStore
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
@@ -58,15 +59,13 @@ BULK_ROWS = 64  # from this many vectors on, put_vectors goes through COPY inste
 THREAD_ROWS = 4096  # numpy packing of more rows than this runs in a worker thread
 PGVECTOR_HNSW = "pgvector-hnsw"  # the index kind: every space's table carries one
 HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = b"\xff\xff"
 _NOT_A_WRITE_SPACE = (
     "channel {channel_id} does not write to space {space_id}; a read pointer may only move to a "
     "space that receives new messages"
 )
 
 
-# ---------------------------------------------------------------------------------------------- pure helpers
+# ---------------------------------------------------------------------------------------------- helpers of the store
 
 
 def as_arrays(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,61 +78,6 @@ def as_arrays(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> tuple[np.n
             ids[row, : len(found)] = [i for i, _ in found]
             scores[row, : len(found)] = [s for _, s in found]
     return scores, ids
-
-
-def redact_dsn(dsn: str) -> str:
-    """``postgresql://user@host:port/dbname`` for logs and messages: never the password.
-
-    A DSN that cannot be parsed is not echoed at all (it might hold a password in a form we missed).
-    """
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparseable PostgreSQL DSN>"
-    user = params.get("user", "")
-    secret = ":***" if params.get("password") else ""
-    host = params.get("host") or params.get("hostaddr") or "localhost"
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"postgresql://{user}{secret}{'@' if user or secret else ''}{host}{port}/{params.get('dbname', '')}"
-
-
-def _scrub(text: str, dsn: str) -> str:
-    """A server or driver message on one line, with the DSN's password removed should it appear."""
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except Exception:
-        password = None
-    text = " ".join(str(text).split())
-    return text.replace(str(password), "***") if password else text
-
-
-_PORTABLE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[?%]")
-
-
-@lru_cache(maxsize=1024)
-def portable_sql(query: str) -> str:
-    """SQLite-style SQL (``?`` placeholders) as psycopg wants it (``%s``, a literal ``%`` doubled).
-
-    ``?`` inside quoted literals or identifiers is left alone; psycopg scans the whole text for ``%``.
-    """
-
-    def swap(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "?":
-            return "%s"
-        return token.replace("%", "%%")
-
-    return _PORTABLE.sub(swap, query)
-
-
-def tsquery_of(query: str, max_terms: int = 64) -> str:
-    """A ``to_tsquery('simple', ...)`` expression ORing the query's terms, each quoted as a lexeme.
-
-    The terms are :func:`fts_document`'s tokens, so CJK text matches by unigrams and bigrams exactly
-    like the stored ``terms`` column. '' when the query has no words.
-    """
-    terms = list(dict.fromkeys(fts_document(query).split()))[:max_terms]
-    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
 def checked_vectors(space: SpaceRecord, count: int, vectors: np.ndarray) -> np.ndarray:
@@ -155,43 +99,6 @@ def checked_vectors(space: SpaceRecord, count: int, vectors: np.ndarray) -> np.n
     return vectors
 
 
-def _copy_dtype(bigint_columns: int, dimension: int, kind: str) -> np.dtype:
-    """One row of a binary COPY stream: field count, then (length, bigint) per column, then the vector."""
-    fields: list[tuple[Any, ...]] = [("fields", ">i2")]
-    for i in range(bigint_columns):
-        fields += [(f"len{i}", ">i4"), (f"col{i}", ">i8")]
-    scalar = ">f2" if kind == "halfvec" else ">f4"
-    fields += [("vlen", ">i4"), ("dim", ">u2"), ("unused", ">u2"), ("vector", scalar, (dimension,))]
-    return np.dtype(fields)
-
-
-def encode_copy_vectors(columns: Sequence[np.ndarray], vectors: np.ndarray, kind: str) -> bytes:
-    """A complete binary COPY payload of rows (bigint columns..., vector) built in one numpy pass."""
-    n, dimension = vectors.shape
-    rows = np.empty(n, dtype=_copy_dtype(len(columns), dimension, kind))
-    rows["fields"] = len(columns) + 1
-    for i, column in enumerate(columns):
-        rows[f"len{i}"] = 8
-        rows[f"col{i}"] = column
-    rows["vlen"] = 4 + rows.dtype["vector"].itemsize
-    rows["dim"] = dimension
-    rows["unused"] = 0
-    rows["vector"] = vectors
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
-
-
-def decode_copy_vectors(data: bytes, dimension: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64, vectors float32 (n, d)) of a binary ``COPY (SELECT id, embedding ...) TO STDOUT``."""
-    if not data.startswith(_COPY_HEADER[:11]) or not data.endswith(_COPY_TRAILER):
-        raise StoreError("the server sent a malformed binary COPY stream")
-    extension = struct.unpack_from(">i", data, 15)[0]
-    body = memoryview(data)[19 + extension : len(data) - 2]
-    rows = np.frombuffer(body, dtype=_copy_dtype(1, dimension, kind))
-    if len(rows) and ((rows["fields"] != 2).any() or (rows["dim"] != dimension).any()):
-        raise ValueError(f"some stored vectors are not {dimension}-d")
-    return rows["col0"].astype(np.int64), rows["vector"].astype(np.float32)
-
-
 async def _off_loop(rows: int, fn: Callable[..., T], *args: Any) -> T:
     """Run numpy work of many rows in a worker thread; small batches are cheaper inline."""
     if rows > THREAD_ROWS:
@@ -206,43 +113,6 @@ def _message_row(m: StoredMessage) -> tuple:
 
 def _ids(messages: Sequence[StoredMessage]) -> list[int]:
     return [m.id for m in messages]
-
-
-# ---------------------------------------------------------------------------------------------- transaction adapter
-
-
-class PgCursor:
-    """The result of :meth:`PgTransaction.execute`: aiosqlite's cursor surface (rowcount, fetchone, fetchall)."""
-
-    def __init__(self, cursor: psycopg.AsyncCursor) -> None:
-        self._cursor = cursor
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    async def fetchone(self) -> tuple | None:
-        return await self._cursor.fetchone() if self._cursor.description is not None else None
-
-    async def fetchall(self) -> list[tuple]:
-        return await self._cursor.fetchall() if self._cursor.description is not None else []
-
-
-class PgTransaction:
-    """What :meth:`PostgresStore.transaction` yields: the slice of aiosqlite's connection that portable
-    SQL needs (``?`` placeholders, ``RETURNING``, ``ON CONFLICT``), run on one Postgres transaction."""
-
-    def __init__(self, conn: psycopg.AsyncConnection) -> None:
-        self.connection = conn
-
-    async def execute(self, query: str, params: Sequence = ()) -> PgCursor:
-        cursor = self.connection.cursor()
-        await cursor.execute(portable_sql(query), params)
-        return PgCursor(cursor)
-
-    async def executemany(self, query: str, seq: Iterable[Sequence]) -> None:
-        async with self.connection.cursor() as cursor:
-            await cursor.executemany(portable_sql(query), list(seq))
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -303,14 +173,14 @@ class PostgresStore(PortableReads):
             )
         except psycopg.Error as exc:
             raise StoreError(
-                f"cannot connect to the memory database at {server} ({_scrub(exc, dsn)}); check that the server "
+                f"cannot connect to the memory database at {server} ({scrub(exc, dsn)}); check that the server "
                 "is running and reachable and that memory_system.database_url / MEMORY_DATABASE_URL is right"
             ) from None
         try:
             await _upgrade_schema(conn, server)
         except psycopg.Error as exc:
             raise StoreError(
-                f"{server}: cannot prepare the memory schema ({_scrub(exc, dsn)}); the role needs CREATE on the "
+                f"{server}: cannot prepare the memory schema ({scrub(exc, dsn)}); the role needs CREATE on the "
                 "database, and a superuser must have run CREATE EXTENSION vector if the role may not"
             ) from None
         finally:
@@ -367,12 +237,12 @@ class PostgresStore(PortableReads):
             raise  # run_in_transaction retries these
         except (pg_errors.QueryCanceled, pg_errors.LockNotAvailable) as exc:
             raise StoreLocked(
-                f"{self.dsn_for_logs}: a statement waited or ran too long ({_scrub(exc, self._dsn)}); "
+                f"{self.dsn_for_logs}: a statement waited or ran too long ({scrub(exc, self._dsn)}); "
                 "another process may hold a lock (a migration or a backup); retry later"
             ) from None
         except psycopg.OperationalError as exc:
             raise StoreError(
-                f"lost the memory database at {self.dsn_for_logs} ({_scrub(exc, self._dsn)}); "
+                f"lost the memory database at {self.dsn_for_logs} ({scrub(exc, self._dsn)}); "
                 "check that the server is up and reachable, then retry"
             ) from None
 
@@ -394,7 +264,7 @@ class PostgresStore(PortableReads):
                 if attempt == self.retry_attempts:
                     raise StoreLocked(
                         f"{self.dsn_for_logs}: a change kept conflicting with other processes' changes "
-                        f"({attempt} attempts, last: {_scrub(exc, self._dsn)}); retry later"
+                        f"({attempt} attempts, last: {scrub(exc, self._dsn)}); retry later"
                     ) from None
                 await asyncio.sleep(random.uniform(0.5, 1.5) * 0.01 * 2**attempt)
         raise AssertionError("unreachable")
@@ -410,7 +280,7 @@ class PostgresStore(PortableReads):
                 yield PgTransaction(conn)
         except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as exc:
             raise StoreLocked(
-                f"{self.dsn_for_logs}: the change conflicted with another process ({_scrub(exc, self._dsn)}); retry"
+                f"{self.dsn_for_logs}: the change conflicted with another process ({scrub(exc, self._dsn)}); retry"
             ) from None
 
     async def fetchall(self, query: str, params: Sequence = ()) -> list[tuple]:
@@ -855,7 +725,7 @@ class PostgresStore(PortableReads):
             async for chunk in copy:
                 chunks.append(bytes(chunk))
         data, kind = b"".join(chunks), vector_type(space.dimension)
-        rows = len(data) // _copy_dtype(1, space.dimension, kind).itemsize
+        rows = len(data) // copy_row_dtype(1, space.dimension, kind).itemsize
         return await _off_loop(rows, decode_copy_vectors, data, space.dimension, kind)
 
     async def load_vectors(

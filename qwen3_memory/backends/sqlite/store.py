@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 import numpy as np
 
+from qwen3_memory.backends.checksums import vectors_digest
 from qwen3_memory.backends.claims import LocalClaims
 from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
@@ -583,16 +584,6 @@ class SQLiteStore(PortableReads):
             return count, digest.hexdigest()
         finally:
             conn.close()
-
-
-def vectors_digest(ids: np.ndarray, vectors: np.ndarray) -> str:
-    """sha256 over (id as int64 LE, vector as float32 LE) rows in the given order: the checksums' vector part.
-
-    Shared by both backends' ``checksums``, so the same vectors give the same digest on either.
-    """
-    rows = np.empty(len(ids), dtype=[("id", "<i8"), ("vector", "<f4", (vectors.shape[1],))])
-    rows["id"], rows["vector"] = ids, vectors
-    return hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 _STATS_SQL = """
