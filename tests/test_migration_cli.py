@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qwen3_memory.migration.cli import main, translate_legacy
-from tests.test_migration_crash import populate, write_settings
+from tests.factories import populate, write_settings
 
 EVAL_SET = Path(__file__).parent / "data" / "eval_chat.jsonl"
 

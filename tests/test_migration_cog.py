@@ -26,7 +26,7 @@ from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.engine import SHUTDOWN_PAUSE, MigrationEngine
 from qwen3_memory.settings import Settings
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, open_memory, running_harness
-from tests.test_migration_engine import TOPICS
+from tests.factories import TOPICS
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 

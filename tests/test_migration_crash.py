@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import shutil
@@ -17,39 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qwen3_memory.memory import Memory
-from qwen3_memory.settings import load_settings
-from tests.factories import message
+from tests.factories import CLI_CHANNELS, populate, write_settings
 
 REPO = Path(__file__).resolve().parents[1]
-CHANNELS = {(1, 10): 700, (1, 11): 500, (2, 20): 900}
+CHANNELS = CLI_CHANNELS
 pytestmark = pytest.mark.slow
-
-
-def write_settings(directory: Path, tiny_dir: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "settings.json"
-    path.write_text(json.dumps({"memory_system": {
-        "profile": "qwen3_medium_performance",
-        "model_overrides": {"embedding_path": str(tiny_dir), "embedding_dimension": 32},
-        "paths": {"data_dir": "data"},
-        "migration": {"target_embedding_path": str(tiny_dir), "target_embedding_dimension": 64},
-    }}))
-    return path
-
-
-async def populate(settings_path: Path) -> None:
-    memory = await Memory.open(load_settings(settings_path), start_capture=False)
-    try:
-        next_id = 1_000
-        for (guild, channel), n in CHANNELS.items():
-            batch = [message(next_id + i, f"message {i} in channel {channel}: remember the plan {i % 13}", guild,
-                             channel) for i in range(n)]
-            await memory.capture.write(batch)
-            next_id += n
-        await memory.store.flush()
-    finally:
-        await memory.close()
 
 
 def cli(settings: Path, *args: str) -> subprocess.Popen:

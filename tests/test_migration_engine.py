@@ -16,25 +16,10 @@ from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.jobs import JobNotFound, JobStateError
 from qwen3_memory.migration.strategies import StrategyRefused, padded_space
 from qwen3_memory.migration.verify import verify_channel
-from qwen3_memory.settings import ModelOverrides, resolve_profile
 from qwen3_memory.space import EmbeddingSpace
-from tests.factories import message
+from tests.factories import TOPICS, message, qwen3_target
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
-
-TOPICS = [
-    "the raid starts at nine tonight",
-    "my python script throws a KeyError",
-    "pizza or sushi for dinner",
-    "the new album drops on friday",
-    "server maintenance is on sunday",
-    "who wants to play chess later",
-]
-
-
-def qwen3_target(tiny_dir: Path, dimension: int = 64) -> EmbeddingSpace:
-    return resolve_profile("qwen3_medium_performance", ModelOverrides(str(tiny_dir), dimension)).embedding
-
 
 async def fill(memory: Memory, channels: dict[tuple[int, int], int], start_id: int = 10_000) -> list[int]:
     """Post ``n`` messages in each (guild, channel) through the real capture path."""

@@ -28,8 +28,7 @@ from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.move_store import NEXT_STEP, StoreMove
 from qwen3_memory.settings import load_settings
 from qwen3_memory.space import EmbeddingSpace
-from tests.factories import message
-from tests.test_migration_engine import TOPICS, qwen3_target
+from tests.factories import TOPICS, message, qwen3_target
 
 pytestmark = pytest.mark.postgres
 

@@ -521,3 +521,27 @@ async def test_bm25_of_a_query_without_words_is_empty(store):
     await store.add_messages([message(1, "something")])
 
     assert await store.search_text(1, 10, "?! ...", 10) == []
+
+
+async def test_the_store_implements_the_one_backend_protocol(any_store):
+    from qwen3_memory.backends import Store
+
+    assert isinstance(any_store, Store)
+    protocol = [n for n in vars(Store) if not n.startswith("_")] + list(Store.__annotations__)
+    assert [n for n in protocol if not hasattr(any_store, n)] == []
+    assert any_store.kind in ("sqlite", "postgres") and any_store.where
+
+
+async def test_one_put_vectors_call_makes_vectors_searchable_and_one_delete_forgets_them(any_store):
+    space = await any_store.ensure_space(EmbeddingSpace(model="test/one-call", dimension=4))
+    batch = [message(i, f"line {i}") for i in (1, 2, 3)]
+    await any_store.add_messages(batch)
+    vectors = np.eye(4, dtype=np.float32)[:3]
+
+    assert [m.id for m in await any_store.put_vectors(space, batch, vectors)] == [1, 2, 3]
+    assert [i for i, _ in await any_store.search(space, 1, 10, vectors[1], 1)] == [2]
+    assert len(await any_store.index_info(space, 1, 10)) == 3
+
+    await any_store.delete_messages([2])
+    assert 2 not in [i for i, _ in await any_store.search(space, 1, 10, vectors[1], 3)]
+    assert len(await any_store.index_info(space, 1, 10)) == 2
