@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from qwen3_memory.backends import open_store
 from qwen3_memory.memory import Memory
-from qwen3_memory.migration.plan import (
-    STATUSES,
-    Check,
-    checks_to_dicts,
-    make_plan,
-    render_checks,
-    render_plan,
-    run_checks,
-    worst_status,
-)
+from qwen3_memory.migration.checks import STATUSES, Check, checks_to_dicts, render_checks, run_checks, worst_status
+from qwen3_memory.migration.plan import make_plan, render_plan
 from qwen3_memory.models.profiles import PROFILES, Profile
 from qwen3_memory.settings import Settings
 from qwen3_memory.space import EmbeddingSpace
@@ -101,6 +94,29 @@ async def test_model_with_the_wrong_dimension_fails_the_load_check(make_settings
     check = _by_name(await run_checks(make_settings(), target))["model load"]
 
     assert check.status == "fail" and "512" in check.detail
+
+
+@pytest.mark.sqlite_only  # a SQLite memory is a file, and opening it would create it
+async def test_checks_before_the_first_run_warn_and_create_no_database(make_settings) -> None:
+    settings: Settings = make_settings()
+
+    checks = _by_name(await run_checks(settings, OFFLINE, load_model=False))
+
+    assert checks["database"].status == "warn" and "nothing to migrate" in checks["database"].detail
+    assert "disk" in checks
+    assert not settings.database_path.exists()
+
+
+async def test_checks_without_a_store_open_the_configured_one(make_settings) -> None:
+    settings: Settings = make_settings()
+    store = await open_store(settings)
+    where = store.where
+    await store.close()
+
+    checks = _by_name(await run_checks(settings, OFFLINE, load_model=False))
+
+    assert checks["database"].status == "pass" and where in checks["database"].detail
+    assert "disk" in checks
 
 
 @pytest.mark.sqlite_only  # damages the SQLite file

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qwen3_memory.backends.protocol import DiskFootprint
 from qwen3_memory.backends.sqlite import store as store_module
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from qwen3_memory.backends.sqlite.store import BUSY_TIMEOUT_MS, SQLiteStore
@@ -177,6 +178,37 @@ async def test_a_file_that_is_not_a_database_is_a_store_error(db_path):
     await asyncio.sleep(0.05)
     leftover = [t for t in set(threading.enumerate()) - threads_before if t.is_alive() and not t.daemon]
     assert leftover == [], "the refused connection must be closed, or its thread keeps the process from exiting"
+
+
+# ----------------------------------------------------------------------------------------------- disk footprint
+
+
+async def test_a_sqlite_footprint_is_the_database_with_its_log_and_the_index_files(tmp_path, db_path):
+    vectors_dir = tmp_path / "vectors"
+    s = await SQLiteStore.open(db_path, vectors_dir)
+    try:
+        space = await s.ensure_space(SPACE_A)
+        batch = await s.add_messages([message(i, f"text {i}") for i in range(1, 6)])
+        await s.put_vectors(space, batch, vectors(5, SPACE_A.dimension))
+        await s.flush()
+
+        footprint = await s.disk_footprint()
+
+        database = sum(p.stat().st_size for p in (db_path, db_path.with_name(db_path.name + "-wal")) if p.exists())
+    finally:
+        await s.close()
+    index_files = sum(p.stat().st_size for p in vectors_dir.rglob("*") if p.is_file())
+    assert footprint.directory == db_path.parent
+    assert footprint.database_bytes == database > 0
+    assert footprint.index_bytes == index_files > 0
+    assert footprint.total_bytes == database + index_files
+
+
+@pytest.mark.postgres_only
+async def test_a_server_store_has_no_footprint_on_this_machine(store):
+    await store.add_messages([message(1, "text")])
+
+    assert await store.disk_footprint() == DiskFootprint()
 
 
 # ----------------------------------------------------------------------------------------------- messages

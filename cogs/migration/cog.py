@@ -36,13 +36,15 @@ from cogs.common.replies import tell_privately
 from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.backup import BackupError
+from qwen3_memory.migration.checks import Check, run_checks, worst_status
 from qwen3_memory.migration.engine import JobStatus, MigrationEngine, MigrationFailed
 from qwen3_memory.migration.jobs import Job, JobNotFound, JobStateError
-from qwen3_memory.migration.plan import Check, Plan, human_bytes, human_duration, make_plan, run_checks, worst_status
+from qwen3_memory.migration.plan import Plan, make_plan
 from qwen3_memory.migration.strategies import STRATEGIES, StrategyRefused
 from qwen3_memory.migration.verify import VerifyReport
 from qwen3_memory.models.profiles import PROFILES, Profile
 from qwen3_memory.recall.pipeline import Hit
+from qwen3_memory.units import human_bytes, human_duration
 
 log = logging.getLogger(__name__)
 

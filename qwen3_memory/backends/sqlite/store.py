@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -27,7 +28,7 @@ from qwen3_memory.backends.checksums import vectors_digest
 from qwen3_memory.backends.claims import LocalClaims
 from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
-from qwen3_memory.backends.protocol import IndexInfo
+from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
 from qwen3_memory.backends.sqlite.catalog import IndexCatalog
 from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
@@ -40,6 +41,20 @@ BUSY_TIMEOUT_MS = 5000
 
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _tree_bytes(root: Path | None) -> int:
+    """The size of every file under ``root`` (0 when there is none); files removed meanwhile count 0."""
+    if root is None or not root.is_dir():
+        return 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += (Path(dirpath) / name).stat().st_size
+            except FileNotFoundError:
+                continue
+    return total
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -113,6 +128,15 @@ class SQLiteStore(PortableReads):
     async def flush(self) -> int:
         """Persist every index changed since the last flush; returns how many were written."""
         return await self.indexes.flush()
+
+    async def disk_footprint(self) -> DiskFootprint:
+        """The database file with its write-ahead log, and the index files under ``vectors_dir``."""
+        return await asyncio.to_thread(self._disk_footprint_sync)
+
+    def _disk_footprint_sync(self) -> DiskFootprint:
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        database = sum(p.stat().st_size for p in files if p.exists())
+        return DiskFootprint(self.path.parent, database, _tree_bytes(self.indexes.vectors_dir))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
