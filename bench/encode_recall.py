@@ -5,9 +5,9 @@
    sentences when the sample is missing).
 2. Recall latency in one channel holding 10k and 100k vectors. The vectors are random 384-d unit vectors
    drawn around 200 topics (how sentence embeddings of a chat are spread), written through the real
-   ``SQLiteStore`` and indexed by the real ``IndexCatalog``: once with exact inner-product search and
+   ``SQLiteStore`` and indexed by the real ``ChannelIndexes``: once with exact inner-product search and
    once with HNSW at the bot's default parameters. Each query is a real chat line embedded by the
-   model's query path, then searched with ``catalog.search`` (k=10), exactly what recall does before
+   model's query path, then searched with ``ChannelIndexes.search`` (k=10), exactly what recall does before
    fusion. Printed per index: encode-only, search-only and end-to-end (encode + search) p50/p99 in ms,
    the ratio approximate/exact of the p50s, and HNSW's recall@10 against exact on the same queries
    (the chat queries, and new vectors drawn from the stored topics: "near" queries).
@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from qwen3_memory.backends.sqlite.catalog import IndexCatalog  # noqa: E402
 from qwen3_memory.backends.sqlite.index import EXACT, HNSW, IndexParams  # noqa: E402
+from qwen3_memory.backends.sqlite.indexes import ChannelIndexes  # noqa: E402
 from qwen3_memory.backends.sqlite.store import SQLiteStore  # noqa: E402
 from qwen3_memory.models.device import DevicePolicy  # noqa: E402
 from qwen3_memory.models.embedding import EmbeddingService  # noqa: E402
@@ -143,24 +143,24 @@ class Row:
     top1_cos_near: float
 
 
-async def measure(service: EmbeddingService, catalog: IndexCatalog, space, channel_id: int, n: int, kind: str,
+async def measure(service: EmbeddingService, indexes: ChannelIndexes, space, channel_id: int, n: int, kind: str,
                   queries: list[str], query_vectors: np.ndarray, near_vectors: np.ndarray) -> Row:
     started = time.perf_counter()
-    index = await catalog.get(space, GUILD, channel_id)  # built from SQLite and persisted, as after a restart
+    index = await indexes.get(space, GUILD, channel_id)  # built from SQLite and persisted, as after a restart
     build_s = time.perf_counter() - started
     assert index.kind == kind and len(index) == n, (index.kind, len(index))
     for q in query_vectors[:5]:  # warm-up: thread pool, FAISS, SQLite page cache
-        await catalog.search(space, GUILD, channel_id, q, K)
+        await indexes.search(space, GUILD, channel_id, q, K)
 
     encode_ms, search_ms, recall_ms, top_ids, top_ids_near, top1, top1_near = [], [], [], [], [], [], []
     for text, vector in zip(queries, query_vectors):  # interleaved, so a busy moment weighs on all three alike
         t0 = time.perf_counter()
         await service.aencode_queries([text])
         t1 = time.perf_counter()
-        hits = await catalog.search(space, GUILD, channel_id, vector, K)
+        hits = await indexes.search(space, GUILD, channel_id, vector, K)
         t2 = time.perf_counter()
         embedded = (await service.aencode_queries([text]))[0]  # end to end: embed by the read space's model,
-        await catalog.search(space, GUILD, channel_id, embedded, K)  # then search
+        await indexes.search(space, GUILD, channel_id, embedded, K)  # then search
         t3 = time.perf_counter()
         encode_ms.append((t1 - t0) * 1000)
         search_ms.append((t2 - t1) * 1000)
@@ -168,7 +168,7 @@ async def measure(service: EmbeddingService, catalog: IndexCatalog, space, chann
         top_ids.append([i for i, _ in hits])
         top1.append(hits[0][1])
     for vector in near_vectors:  # not timed: accuracy of HNSW where messages are near the query
-        hits = await catalog.search(space, GUILD, channel_id, vector, K)
+        hits = await indexes.search(space, GUILD, channel_id, vector, K)
         top_ids_near.append([i for i, _ in hits])
         top1_near.append(hits[0][1])
     return Row(n, kind, build_s, p50_p99(encode_ms), p50_p99(search_ms), p50_p99(recall_ms), top_ids, top_ids_near,
@@ -240,12 +240,12 @@ async def run(sizes: list[int], n_queries: int) -> None:
                     (HNSW, IndexParams(approximate_threshold=1)),
                 ):
                     log(f"{n:,} vectors: building the {kind} index and timing {len(queries)} queries")
-                    catalog = IndexCatalog(store, Path(tmp) / f"vectors-{kind}", params)
+                    indexes = ChannelIndexes(store, Path(tmp) / f"vectors-{kind}", params)
                     rows.append(
-                        await measure(service, catalog, space, channel_id, n, kind, queries, query_vectors,
+                        await measure(service, indexes, space, channel_id, n, kind, queries, query_vectors,
                                       near_vectors)
                     )
-                    catalog.forget(space.id, GUILD, channel_id)  # free the memory of this index
+                    indexes.forget(space.id, GUILD, channel_id)  # free the memory of this index
         finally:
             await store.close()
     service.close()
@@ -259,7 +259,7 @@ async def run(sizes: list[int], n_queries: int) -> None:
     for r in rows:
         print(f"  {r.vectors:>8,}  {r.kind:<6} {r.build_s:>8.1f}  {r.encode[0]:>10.2f} {r.encode[1]:>7.2f}  "
               f"{r.search[0]:>10.2f} {r.search[1]:>7.2f}  {r.recall[0]:>17.2f} {r.recall[1]:>7.2f}")
-    print("  encode = the query through the model in the embedding executor; search = catalog.search (generation")
+    print("  encode = the query through the model in the embedding executor; search = indexes.search (generation")
     print("  check + FAISS in a worker thread); build = read from SQLite, index, persist")
 
     print()

@@ -5,7 +5,7 @@
    suffix, a dropped or swapped word) under unique, increasing ids. Vectors: the unique sample texts
    are encoded once by the packaged all-MiniLM-L6-v2 (the offline_default profile); each copy reuses
    its text's vector plus small Gaussian noise, re-normalised. Messages (with their FTS5 terms) and
-   vectors are written through the real ``SQLiteStore`` and ``IndexCatalog`` into a fresh database
+   vectors are written through the real ``SQLiteStore`` and ``ChannelIndexes`` into a fresh database
    per size, and the indexes flushed (a channel past 50k vectors switches to HNSW, as in the bot).
    Then, for chat questions from the demo set and the labelled set, each stage is timed alone:
    embed the query, dense search (50 candidates), BM25 (50), weighted RRF fusion, cosine floor and

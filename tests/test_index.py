@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qwen3_memory.backends.sqlite.catalog import IndexCatalog
 from qwen3_memory.backends.sqlite.index import EXACT, HNSW, IndexParams, VectorIndex
+from qwen3_memory.backends.sqlite.indexes import ChannelIndexes
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.capture import Capture
 from qwen3_memory.errors import DimensionMismatch
@@ -211,7 +211,7 @@ def test_upserts_leave_dead_slots_that_are_never_returned():
             assert score == pytest.approx(float(vectors[6] @ replacement), abs=1e-5)
 
 
-# ----------------------------------------------------------------------------------------------- the catalog
+# ----------------------------------------------------------------------------------------------- the indexes
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def vectors_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def catalog(store) -> IndexCatalog:
+def indexes(store) -> ChannelIndexes:
     """The indexes the store owns and keeps in step with its rows."""
     return store.indexes
 
@@ -247,43 +247,43 @@ async def write(store, space, batch, vectors):
     await store.put_vectors(space, batch, vectors)
 
 
-async def search_ids(catalog, space, query, k=5, channel_id=10) -> list[int]:
-    return [i for i, _ in await catalog.search(space, 1, channel_id, query, k)]
+async def search_ids(indexes, space, query, k=5, channel_id=10) -> list[int]:
+    return [i for i, _ in await indexes.search(space, 1, channel_id, query, k)]
 
 
 @pytest.fixture
-async def filled(store, catalog, space):
+async def filled(store, indexes, space):
     """A channel with 100 vectors, flushed to disk; returns them."""
     vectors = gaussian_unit_vectors(100, DIM)
     await write(store, space, messages(range(1, 101)), vectors)
-    await catalog.flush()
+    await indexes.flush()
     return vectors
 
 
 async def test_a_flushed_index_is_loaded_from_disk_by_the_next_process(store, space, vectors_dir, filled):
-    restarted = IndexCatalog(store, vectors_dir)
+    restarted = ChannelIndexes(store, vectors_dir)
 
     assert await search_ids(restarted, space, filled[41], 1) == [42]
     assert restarted.rebuilds == 0
 
 
-async def test_a_deleted_index_file_is_rebuilt_from_sqlite(store, catalog, space, vectors_dir, filled):
-    catalog.path(space, 1, 10).unlink()
-    restarted = IndexCatalog(store, vectors_dir)
+async def test_a_deleted_index_file_is_rebuilt_from_sqlite(store, indexes, space, vectors_dir, filled):
+    indexes.path(space, 1, 10).unlink()
+    restarted = ChannelIndexes(store, vectors_dir)
 
     assert await search_ids(restarted, space, filled[41], 1) == [42]
     assert restarted.rebuilds == 1
-    assert catalog.path(space, 1, 10).exists()  # and persisted again
+    assert indexes.path(space, 1, 10).exists()  # and persisted again
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-async def test_a_damaged_index_file_is_rebuilt_from_sqlite(store, catalog, space, vectors_dir, filled, damage):
-    path = catalog.path(space, 1, 10)
+async def test_a_damaged_index_file_is_rebuilt_from_sqlite(store, indexes, space, vectors_dir, filled, damage):
+    path = indexes.path(space, 1, 10)
     good = path.read_bytes()
     path.write_bytes(
         {"garbage": b"\x00\xffnot an index" * 100, "truncated": good[: len(good) // 2], "empty": b""}[damage]
     )
-    restarted = IndexCatalog(store, vectors_dir)
+    restarted = ChannelIndexes(store, vectors_dir)
 
     index = await restarted.get(space, 1, 10)
 
@@ -292,24 +292,24 @@ async def test_a_damaged_index_file_is_rebuilt_from_sqlite(store, catalog, space
     assert VectorIndex.load(path, IndexParams()).generation == index.generation  # the rebuilt file is sound
 
 
-async def test_an_index_missing_vectors_added_behind_its_back_is_rebuilt(store, catalog, space, vectors_dir, filled):
+async def test_an_index_missing_vectors_added_behind_its_back_is_rebuilt(store, indexes, space, vectors_dir, filled):
     extra = gaussian_unit_vectors(5, DIM, seed=7)
     batch = messages(range(101, 106))
     await store.add_messages(batch)
     await store.put_vectors(space, batch, extra)  # a command-line migration wrote vectors; the file is stale
-    restarted = IndexCatalog(store, vectors_dir)
+    restarted = ChannelIndexes(store, vectors_dir)
 
     assert await search_ids(restarted, space, extra[2], 1) == [103]
     assert restarted.rebuilds == 1 and len(await restarted.get(space, 1, 10)) == 105
 
 
-async def test_an_index_stale_after_an_edit_with_the_same_count_is_rebuilt(store, catalog, space, vectors_dir, filled):
+async def test_an_index_stale_after_an_edit_with_the_same_count_is_rebuilt(store, indexes, space, vectors_dir, filled):
     edited = replace(messages([42])[0], content="an edited message", edited_at=1.0)
     new_vector = gaussian_unit_vectors(1, DIM, seed=99)
     await store.add_messages([edited])  # drops the old vector: count 99
     await store.put_vectors(space, [edited], new_vector)  # count back to 100, behind the index's back
     assert await store.count_vectors(space.id, 1, 10) == 100
-    restarted = IndexCatalog(store, vectors_dir)
+    restarted = ChannelIndexes(store, vectors_dir)
 
     assert await search_ids(restarted, space, new_vector[0], 1) == [42]
     scores = dict(await restarted.search(space, 1, 10, filled[41], 100))
@@ -317,8 +317,8 @@ async def test_an_index_stale_after_an_edit_with_the_same_count_is_rebuilt(store
     assert restarted.rebuilds == 1
 
 
-async def test_a_cached_index_picks_up_vectors_written_by_another_process(store, catalog, space, filled, tmp_path):
-    await search_ids(catalog, space, filled[0])  # cached in this process
+async def test_a_cached_index_picks_up_vectors_written_by_another_process(store, indexes, space, filled, tmp_path):
+    await search_ids(indexes, space, filled[0])  # cached in this process
     other = await SQLiteStore.open(tmp_path / "memory.db")
     try:
         extra = gaussian_unit_vectors(1, DIM, seed=5)
@@ -327,65 +327,65 @@ async def test_a_cached_index_picks_up_vectors_written_by_another_process(store,
     finally:
         await other.close()
 
-    assert await search_ids(catalog, space, extra[0], 1) == [500]
+    assert await search_ids(indexes, space, extra[0], 1) == [500]
 
 
-async def test_indexes_are_per_channel(store, catalog, space):
+async def test_indexes_are_per_channel(store, indexes, space):
     vectors = gaussian_unit_vectors(20, DIM)
     await write(store, space, messages(range(1, 11), channel_id=10), vectors[:10])
     await write(store, space, messages(range(11, 21), channel_id=11), vectors[10:])
 
-    assert set(await search_ids(catalog, space, vectors[15], 20, channel_id=10)) == set(range(1, 11))
-    assert set(await search_ids(catalog, space, vectors[5], 20, channel_id=11)) == set(range(11, 21))
+    assert set(await search_ids(indexes, space, vectors[15], 20, channel_id=10)) == set(range(1, 11))
+    assert set(await search_ids(indexes, space, vectors[5], 20, channel_id=11)) == set(range(11, 21))
 
 
-async def test_a_deletion_through_capture_reaches_faiss_and_the_file(store, catalog, space, vectors_dir, filled):
+async def test_a_deletion_through_capture_reaches_faiss_and_the_file(store, indexes, space, vectors_dir, filled):
     services = EmbeddingServices()  # a deletion embeds nothing: no model is loaded
     capture = Capture(store, services, space.id)
     capture.start()
     try:
         await capture.delete([42, 43], wait=True)
 
-        index = catalog.cached(space.id, 1, 10)
+        index = indexes.cached(space.id, 1, 10)
         assert index is not None and 42 not in index and 43 not in index
-        assert (await search_ids(catalog, space, filled[41], 1)) != [42]
-        assert 42 not in await search_ids(catalog, space, filled[41], 100)
+        assert (await search_ids(indexes, space, filled[41], 1)) != [42]
+        assert 42 not in await search_ids(indexes, space, filled[41], 100)
     finally:
         await capture.stop()  # flushes the index
         services.close()
-    restarted = IndexCatalog(store, vectors_dir)
+    restarted = ChannelIndexes(store, vectors_dir)
 
     assert len(await restarted.get(space, 1, 10)) == 98
     assert restarted.rebuilds == 0  # the flushed file already reflected the deletion
 
 
 async def test_a_channel_switches_from_exact_to_hnsw_when_it_crosses_the_threshold_on_flush(store, space, vectors_dir):
-    store.indexes = catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
+    store.indexes = indexes = ChannelIndexes(store, vectors_dir, IndexParams(approximate_threshold=300))
     vectors = gaussian_unit_vectors(400, DIM)
     await write(store, space, messages(range(1, 201)), vectors[:200])
-    await catalog.flush()
-    assert (await catalog.get(space, 1, 10)).kind == EXACT
+    await indexes.flush()
+    assert (await indexes.get(space, 1, 10)).kind == EXACT
 
     await write(store, space, messages(range(201, 401)), vectors[200:])
-    assert (await catalog.get(space, 1, 10)).kind == EXACT  # switching waits for the flush
-    await catalog.flush()
+    assert (await indexes.get(space, 1, 10)).kind == EXACT  # switching waits for the flush
+    await indexes.flush()
 
-    index = await catalog.get(space, 1, 10)
+    index = await indexes.get(space, 1, 10)
     assert index.kind == HNSW and len(index) == 400
-    assert VectorIndex.load(catalog.path(space, 1, 10), IndexParams()).kind == HNSW
-    assert await search_ids(catalog, space, vectors[350], 1) == [351]
-    restarted = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
+    assert VectorIndex.load(indexes.path(space, 1, 10), IndexParams()).kind == HNSW
+    assert await search_ids(indexes, space, vectors[350], 1) == [351]
+    restarted = ChannelIndexes(store, vectors_dir, IndexParams(approximate_threshold=300))
     assert (await restarted.get(space, 1, 10)).kind == HNSW and restarted.rebuilds == 0
 
 
 async def test_a_channel_shrinking_below_the_threshold_goes_back_to_exact_search(store, space, vectors_dir):
-    store.indexes = catalog = IndexCatalog(store, vectors_dir, IndexParams(approximate_threshold=300))
+    store.indexes = indexes = ChannelIndexes(store, vectors_dir, IndexParams(approximate_threshold=300))
     await write(store, space, messages(range(1, 351)), gaussian_unit_vectors(350, DIM))
-    await catalog.flush()
-    assert (await catalog.get(space, 1, 10)).kind == HNSW
+    await indexes.flush()
+    assert (await indexes.get(space, 1, 10)).kind == HNSW
 
     await store.delete_messages(range(1, 101))
-    await catalog.flush()
+    await indexes.flush()
 
-    index = await catalog.get(space, 1, 10)
+    index = await indexes.get(space, 1, 10)
     assert index.kind == EXACT and len(index) == 250

@@ -636,7 +636,7 @@ class PostgresStore(PortableReads):
 
         Postgres keeps no index files to invalidate, so nothing here *needs* it; it is kept (a
         statement-level trigger on each space table, one upsert per statement and channel) so callers
-        that compare generations, like the SQLite catalog's, see the same contract on both backends.
+        that compare generations, like the SQLite store's indexes, see the same contract on both backends.
         """
         row = await self._fetchone(
             "SELECT generation FROM vector_generations WHERE space_id = %s AND guild_id = %s AND channel_id = %s",

@@ -29,8 +29,8 @@ from qwen3_memory.backends.claims import LocalClaims
 from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
-from qwen3_memory.backends.sqlite.catalog import IndexCatalog
 from qwen3_memory.backends.sqlite.index import IndexParams
+from qwen3_memory.backends.sqlite.indexes import ChannelIndexes
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
@@ -81,7 +81,7 @@ class SQLiteStore(PortableReads):
         self._write_lock = asyncio.Lock()
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
-        self.indexes = IndexCatalog(self, vectors_dir, params)
+        self.indexes = ChannelIndexes(self, vectors_dir, params)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int, int]  # (space id, guild id, channel id)
 
 
-class IndexCatalog:
+class ChannelIndexes:
     def __init__(self, store: SQLiteStore, vectors_dir: Path | None, params: IndexParams = IndexParams()) -> None:
         self.store = store
         self.vectors_dir = Path(vectors_dir) if vectors_dir is not None else None
