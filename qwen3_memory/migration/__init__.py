@@ -1,1 +1,1 @@
-"""qwen3_memory/migration"""
+"""Moving a live memory to another embedding space: jobs, runner, engine, strategies, verify, plan, backup."""

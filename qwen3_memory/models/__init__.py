@@ -1,1 +1,1 @@
-"""qwen3_memory/models"""
+"""The models: embedding services (generic sentence-transformers and Qwen3), the reranker, devices, profiles."""

@@ -1,1 +1,1 @@
-"""qwen3_memory/recall"""
+"""Recall: embed the query in the read space, dense + lexical candidates, fusion, rerank, excerpts."""

@@ -1,1 +1,1 @@
-"""qwen3_memory/backends/postgres"""
+"""The shared backend: PostgreSQL + pgvector, one HNSW-indexed table per space, for several bot processes."""

@@ -1,1 +1,1 @@
-"""qwen3_memory/backends/sqlite"""
+"""The embedded backend: one SQLite file (WAL, FTS5) and the FAISS index files derived from it."""
