@@ -2,16 +2,19 @@
 
 The cogs, the demo, the evaluation and the migration engine all open a :class:`Memory`, so they
 share one store connection, one set of loaded models and one set of live indexes per process.
+It also holds the rules a chat front end applies before it captures or recalls: which channels
+are captured, which members opted out (and forgetting what they wrote), what recall returns.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from qwen3_memory.backends import Store, open_store
 from qwen3_memory.capture import Capture
 from qwen3_memory.models.embedding import EmbeddingServices
-from qwen3_memory.recall.pipeline import Recaller, RecallOptions
+from qwen3_memory.recall.pipeline import Hit, Recaller, RecallOptions
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
 
@@ -50,6 +53,8 @@ class Memory:
             batch_size=ms.capture.batch_size,
             queue_size=ms.capture.queue_size,
         )
+        self._capture_enabled: dict[tuple[int, int], bool] = {}  # (guild, channel) -> on; cleared on change
+        self._opted_out: dict[int, set[int]] = {}  # guild -> members who asked to be forgotten
 
     @classmethod
     async def open(
@@ -68,6 +73,69 @@ class Memory:
 
     def recall_options(self, **overrides) -> RecallOptions:
         return RecallOptions.from_settings(self.settings.memory.recall, **overrides)
+
+    # ------------------------------------------------------------------ which channels are captured
+    async def capture_enabled(self, guild_id: int, channel_id: int, parent_id: int | None = None) -> bool:
+        """The channel's flag; a thread (``parent_id``) without its own follows its parent; else
+        ``capture.enabled_by_default``. Cached until :meth:`set_capture_enabled`."""
+        key = (guild_id, channel_id)
+        if key not in self._capture_enabled:
+            state = await self.store.get_channel(guild_id, channel_id)
+            if state is None and parent_id is not None:
+                state = await self.store.get_channel(guild_id, parent_id)
+            enabled = state.enabled if state is not None else self.settings.memory.capture.enabled_by_default
+            self._capture_enabled[key] = enabled
+        return self._capture_enabled[key]
+
+    async def set_capture_enabled(
+        self, guild_id: int, channel_id: int, enabled: bool, threads: Iterable[int] = ()
+    ) -> None:
+        """Capture new messages of the channel or not; those of its ``threads`` already remembered follow it
+        (threads without a flag of their own follow their parent anyway)."""
+        store = self.store
+        await store.ensure_channel(guild_id, channel_id, self.default_space.id, enabled=enabled)
+        await store.set_channel_enabled(guild_id, channel_id, enabled)
+        thread_ids = set(threads)
+        for state in await store.list_channels(guild_id):
+            if state.channel_id in thread_ids:
+                await store.set_channel_enabled(guild_id, state.channel_id, enabled)
+        self._capture_enabled.clear()
+
+    # ------------------------------------------------------------------ members who opted out
+    async def is_opted_out(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member asked this guild's memory to forget them (their messages are not captured)."""
+        return user_id in await self._opted_out_users(guild_id)
+
+    async def _opted_out_users(self, guild_id: int) -> set[int]:
+        if guild_id not in self._opted_out:
+            self._opted_out[guild_id] = await self.store.opted_out_users(guild_id)
+        return self._opted_out[guild_id]
+
+    async def forget_member(self, guild_id: int, user_id: int) -> int:
+        """Stop capturing the member in this guild and delete what they wrote there (messages, vectors,
+        index entries, including messages still queued); how many messages were deleted."""
+        await self.store.set_opted_out(guild_id, user_id, True)
+        (await self._opted_out_users(guild_id)).add(user_id)
+        await self.capture.drain()  # messages already queued are written first, so they are deleted too
+        ids = await self.store.author_message_ids(guild_id, user_id)
+        await self.capture.delete(ids, wait=True)
+        return len(ids)
+
+    async def remember_member(self, guild_id: int, user_id: int) -> None:
+        """Capture the member's new messages in this guild again (what was forgotten stays forgotten)."""
+        await self.store.set_opted_out(guild_id, user_id, False)
+        (await self._opted_out_users(guild_id)).discard(user_id)
+
+    # ------------------------------------------------------------------ recall
+    async def recall(
+        self, guild_id: int, channel_id: int, query: str, k: int | None = None, exclude: int | None = None
+    ) -> list[Hit]:
+        """The channel's ``k`` best earlier messages for ``query`` (default ``recall.k``), without message
+        ``exclude`` (the question itself, when it was captured)."""
+        k = k or self.settings.memory.recall.k
+        options = self.recall_options(k=k + 1 if exclude is not None else k)
+        hits = await self.recaller.recall(guild_id, channel_id, query, options)
+        return [h for h in hits if h.message.id != exclude][:k]
 
     async def close(self) -> None:
         """Write every queued message, persist indexes, release models and the database."""

@@ -186,12 +186,10 @@ async def test_errors_users_can_cause_are_shown_as_a_short_message(harness):
 
 
 async def test_unexpected_errors_are_logged_with_an_id_shown_to_the_user(harness, caplog, monkeypatch):
-    cog = harness.bot.get_cog("Memory")
-
     async def broken(*args, **kwargs):
         raise RuntimeError("the index exploded")
 
-    monkeypatch.setattr(cog, "recall", broken)  # a fault injected into the command body, nothing else
+    monkeypatch.setattr(harness.memory, "recall", broken)  # a fault injected into the command body, nothing else
     with caplog.at_level(logging.ERROR, logger="cogs.memory.cog"):
         reply = await harness.slash("memory recall", member=harness.member(0), query="picnic")
     assert reply.failed and reply.ephemeral

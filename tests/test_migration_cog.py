@@ -19,7 +19,8 @@ from pathlib import Path
 import discord
 import pytest
 
-from cogs.migration.cog import MigrationCog, parse_channel_ids, progress_bar
+from cogs.migration.cog import MigrationCog, parse_channel_ids
+from cogs.migration.embeds import progress_bar
 from qwen3_memory.errors import EncodeOutOfMemory
 from qwen3_memory.migration import backup as backup_module
 from qwen3_memory.migration import jobs as J

@@ -1,7 +1,8 @@
 """Discord glue of the memory: capture listeners, recall on mention, and the ``/memory`` commands.
 
 This module only converts Discord objects to the library's plain records, decides who may do
-what, and renders replies. Storing, embedding and searching live in the modules beside it:
+what, and renders replies. Storing, embedding, searching and the capture rules (channel flags,
+members who opted out) live in the library (``qwen3_memory.memory``, ``qwen3_memory.stats``):
 listeners hand messages to the capture queue (microseconds; the background writer embeds them off
 the event loop) and recall embeds the question in the embedding executor.
 """
@@ -25,6 +26,7 @@ from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.recall.pipeline import Hit
 from qwen3_memory.records import StoredMessage
+from qwen3_memory.stats import ChannelStats, MemoryStats, memory_stats
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,46 @@ def _bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def stats_embed(stats: MemoryStats, guild: discord.Guild) -> discord.Embed:
+    """Per channel: messages, capture flag, read and write spaces, vectors and index per space."""
+    embed = discord.Embed(
+        title=f"🧠 Memory of {guild.name}",
+        description=(
+            f"profile `{stats.profile}` · {stats.channel_count} channels · capture queue "
+            f"{stats.pending} pending, {stats.embedded} embedded, {stats.failures} failures since start"
+        ),
+        colour=MEMORY_COLOUR,
+    )
+    for channel in stats.channels:
+        embed.add_field(name=_channel_name(guild, channel.channel_id), value=_channel_lines(channel), inline=False)
+    if stats.channel_count > len(stats.channels):
+        embed.set_footer(text=f"and {stats.channel_count - len(stats.channels)} more channels")
+    return embed
+
+
+def _channel_name(guild: discord.Guild, channel_id: int) -> str:
+    channel = guild.get_channel_or_thread(channel_id)
+    return f"#{channel.name}" if channel is not None else f"channel {channel_id}"
+
+
+def _channel_lines(channel: ChannelStats) -> str:
+    lines = [
+        f"{channel.messages:,} messages · capture {'on' if channel.capture else 'off'}",
+        f"reads space {channel.read_space_id} · writes " + ", ".join(f"space {s}" for s in channel.write_space_ids),
+    ]
+    for s in channel.spaces:
+        index = s.index
+        if index.location is None:  # the vector table is the index
+            size = "in the shared database"
+        else:
+            size = _bytes(index.disk_bytes) if index.disk_bytes is not None else "not on disk yet"
+        lines.append(
+            f"space {s.space.id} `{s.space.spec.short_name}` {s.space.dimension}-d: {s.vectors:,} vectors · "
+            f"{index.kind} index, {size}"
+        )
+    return "\n".join(lines)[:1024]
+
+
 class RecallRateLimit:
     """One recall per ``seconds`` per user, shared by mentions and ``/memory recall``."""
 
@@ -168,13 +210,10 @@ class MemoryCog(commands.Cog, name="Memory"):
         self.bot = bot
         self.memory = memory
         capture = memory.settings.memory.capture
-        self.enabled_by_default = capture.enabled_by_default
         self.allow_dms = capture.allow_dms
         self.min_length = capture.min_length
         self.admin_permission = memory.settings.memory.permissions.admin_permission
         self.rate_limit = RecallRateLimit(memory.settings.memory.recall.user_cooldown_seconds)
-        self._enabled: dict[tuple[int, int], bool] = {}  # (guild, channel) -> capture on; cleared on change
-        self._opted_out: dict[int, set[int]] = {}  # guild -> members who used /memory forget-me
 
     # ------------------------------------------------------------------ capture
     def _capturable(self, message: discord.Message) -> bool:
@@ -188,20 +227,8 @@ class MemoryCog(commands.Cog, name="Memory"):
         return isinstance(message.channel, (discord.TextChannel, discord.Thread))
 
     async def _channel_enabled(self, guild_id: int, channel) -> bool:
-        """The channel's flag; a thread without its own follows its parent; else capture.enabled_by_default."""
-        key = (guild_id, channel.id)
-        if key not in self._enabled:
-            state = await self.memory.store.get_channel(guild_id, channel.id)
-            parent_id = getattr(channel, "parent_id", None)
-            if state is None and parent_id is not None:
-                state = await self.memory.store.get_channel(guild_id, parent_id)
-            self._enabled[key] = state.enabled if state is not None else self.enabled_by_default
-        return self._enabled[key]
-
-    async def _opted_out_users(self, guild_id: int) -> set[int]:
-        if guild_id not in self._opted_out:
-            self._opted_out[guild_id] = await self.memory.store.opted_out_users(guild_id)
-        return self._opted_out[guild_id]
+        """Capture on in this channel (a thread without a flag of its own follows its parent)."""
+        return await self.memory.capture_enabled(guild_id, channel.id, getattr(channel, "parent_id", None))
 
     def _addresses_me(self, message: discord.Message) -> bool:
         return self.bot.user is not None and self.bot.user.id in message.raw_mentions
@@ -212,7 +239,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         if not self._capturable(message) or self._addresses_me(message):
             return False
         guild_id = message.guild.id if message.guild else DM_GUILD_ID
-        if message.author.id in await self._opted_out_users(guild_id):
+        if await self.memory.is_opted_out(guild_id, message.author.id):
             return False
         return await self._channel_enabled(guild_id, message.channel)
 
@@ -247,15 +274,6 @@ class MemoryCog(commands.Cog, name="Memory"):
         await self.memory.capture.delete(sorted(payload.message_ids))
 
     # ------------------------------------------------------------------ recall
-    async def recall(
-        self, guild_id: int, channel_id: int, query: str, k: int | None = None, exclude: int | None = None
-    ) -> list[Hit]:
-        """The channel's best earlier messages for ``query``, without message ``exclude`` (the question)."""
-        k = k or self.memory.settings.memory.recall.k
-        options = self.memory.recall_options(k=k + 1 if exclude is not None else k)
-        hits = await self.memory.recaller.recall(guild_id, channel_id, query, options)
-        return [h for h in hits if h.message.id != exclude][:k]
-
     async def _nothing_found(self, guild_id: int, channel, query: str, exclude: int | None = None) -> str:
         count = await self.memory.store.count_messages(guild_id, channel.id)
         if count == 1 and exclude is not None and await self.memory.store.get_messages([exclude]):
@@ -292,7 +310,7 @@ class MemoryCog(commands.Cog, name="Memory"):
             return
         guild_id = message.guild.id if message.guild else DM_GUILD_ID
         try:
-            hits = await self.recall(guild_id, message.channel.id, question, exclude=message.id)
+            hits = await self.memory.recall(guild_id, message.channel.id, question, exclude=message.id)
         except UserFacingError as exc:
             await message.reply(f"⚠️ {exc}", **reply_kwargs)
             return
@@ -315,7 +333,7 @@ class MemoryCog(commands.Cog, name="Memory"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         channel = interaction.channel
-        hits = await self.recall(interaction.guild_id, channel.id, query, k)
+        hits = await self.memory.recall(interaction.guild_id, channel.id, query, k)
         if hits:
             await interaction.followup.send(embed=render_hits(hits, query, _where(channel)), ephemeral=True)
         else:
@@ -326,39 +344,25 @@ class MemoryCog(commands.Cog, name="Memory"):
     @memory_group.command(name="forget-me", description="Forget your messages in this server and stop remembering")
     async def forget_me(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        guild_id, user_id = interaction.guild_id, interaction.user.id
-        store, capture = self.memory.store, self.memory.capture
-        await store.set_opted_out(guild_id, user_id, True)
-        (await self._opted_out_users(guild_id)).add(user_id)
-        await capture.drain()  # messages already queued are written first, so they are deleted too
-        ids = await store.author_message_ids(guild_id, user_id)
-        await capture.delete(ids, wait=True)
+        forgotten = await self.memory.forget_member(interaction.guild_id, interaction.user.id)
         await interaction.followup.send(
-            f"🗑️ I forgot {len(ids)} of your messages in this server, with their vectors, and I won't remember "
+            f"🗑️ I forgot {forgotten} of your messages in this server, with their vectors, and I won't remember "
             "what you write here until you use `/memory remember-me`.",
             ephemeral=True,
         )
 
     @memory_group.command(name="remember-me", description="Let the bot remember your new messages again")
     async def remember_me(self, interaction: discord.Interaction) -> None:
-        guild_id, user_id = interaction.guild_id, interaction.user.id
-        await self.memory.store.set_opted_out(guild_id, user_id, False)
-        (await self._opted_out_users(guild_id)).discard(user_id)
+        await self.memory.remember_member(interaction.guild_id, interaction.user.id)
         await interaction.response.send_message(
             "👍 I'll remember your new messages in this server again (what I forgot stays forgotten).", ephemeral=True
         )
 
     # ------------------------------------------------------------------ /memory for admins
     async def _set_enabled(self, interaction: discord.Interaction, enabled: bool) -> None:
-        guild_id, channel = interaction.guild_id, interaction.channel
-        store = self.memory.store
-        await store.ensure_channel(guild_id, channel.id, self.memory.default_space.id, enabled=enabled)
-        await store.set_channel_enabled(guild_id, channel.id, enabled)
-        for state in await store.list_channels(guild_id):  # its threads already remembered follow it
-            thread = interaction.guild.get_thread(state.channel_id)
-            if thread is not None and thread.parent_id == channel.id:
-                await store.set_channel_enabled(guild_id, thread.id, enabled)
-        self._enabled.clear()  # threads without a flag of their own follow their parent: recompute
+        channel = interaction.channel
+        threads = [t.id for t in interaction.guild.threads if t.parent_id == channel.id]
+        await self.memory.set_capture_enabled(interaction.guild_id, channel.id, enabled, threads)
         if enabled:
             text = f"✅ I now remember new messages in {_where(channel)}."
         else:
@@ -385,48 +389,8 @@ class MemoryCog(commands.Cog, name="Memory"):
     @memory_admin_only()
     async def stats(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await interaction.followup.send(embed=await self.stats_embed(interaction.guild), ephemeral=True)
-
-    async def stats_embed(self, guild: discord.Guild) -> discord.Embed:
-        memory, store = self.memory, self.memory.store
-        spaces = {s.id: s for s in await store.list_spaces()}
-        channels = await store.list_channels(guild.id)
-        capture = memory.capture
-        embed = discord.Embed(
-            title=f"🧠 Memory of {guild.name}",
-            description=(
-                f"profile `{memory.settings.memory.profile}` · {len(channels)} channels · capture queue "
-                f"{capture.pending} pending, {capture.embedded} embedded, {capture.failures} failures since start"
-            ),
-            colour=MEMORY_COLOUR,
-        )
-        for state in channels[:STATS_FIELDS]:
-            channel = guild.get_channel_or_thread(state.channel_id)
-            messages = await store.count_messages(guild.id, state.channel_id)
-            vectors = await store.vector_counts(guild.id, state.channel_id)
-            lines = [
-                f"{messages:,} messages · capture {'on' if state.enabled else 'off'}",
-                f"reads space {state.read_space_id} · writes " + ", ".join(f"space {s}" for s in state.write_space_ids),
-            ]
-            for space_id in sorted(set(vectors) | {state.read_space_id, *state.write_space_ids}):
-                space = spaces.get(space_id)
-                if space is None:
-                    continue
-                count = vectors.get(space_id, 0)
-                index = await store.index_info(space, guild.id, state.channel_id, load=False)
-                if index.location is None:  # the vector table is the index
-                    size = "in the shared database"
-                else:
-                    size = _bytes(index.disk_bytes) if index.disk_bytes is not None else "not on disk yet"
-                lines.append(
-                    f"space {space_id} `{space.spec.short_name}` {space.dimension}-d: {count:,} vectors · "
-                    f"{index.kind} index, {size}"
-                )
-            name = f"#{channel.name}" if channel is not None else f"channel {state.channel_id}"
-            embed.add_field(name=name, value="\n".join(lines)[:1024], inline=False)
-        if len(channels) > STATS_FIELDS:
-            embed.set_footer(text=f"and {len(channels) - STATS_FIELDS} more channels")
-        return embed
+        stats = await memory_stats(self.memory, interaction.guild_id, limit=STATS_FIELDS)
+        await interaction.followup.send(embed=stats_embed(stats, interaction.guild), ephemeral=True)
 
     # ------------------------------------------------------------------ errors
     async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):

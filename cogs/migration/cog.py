@@ -1,8 +1,9 @@
 """Discord glue of the migration engine: the ``/migrate`` admin commands.
 
-Every rule lives in the engine and the plan module beside this file (the command line is the
-other face over them); this module only turns options into engine calls, asks for confirmation
-with buttons, renders embeds and files, and keeps the admin informed:
+Every rule lives in the engine (``qwen3_memory.migration``; the command line is the other face over
+it). This module only turns options into engine calls, asks for confirmation with buttons
+(``views``), renders embeds (``embeds``) and the verification plot (``report_png``), and keeps the
+admin informed:
 
 * heavy work (model loads, encoding, verification) runs in the engine's executors or in its
   background task, so the bot keeps answering recall while a migration runs;
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
 import io
 import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
@@ -33,83 +33,44 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import tell_privately
-from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
+from cogs.migration.embeds import (
+    MESSAGE_LIMIT,
+    channel_label,
+    checks_embed,
+    clip_lines,
+    compare_embed,
+    plan_embed,
+    resume_point,
+    status_embed,
+    verify_embed,
+)
+from cogs.migration.errors import known_error_text
+from cogs.migration.report_png import render_verify_png
+from cogs.migration.views import Confirmation
+from qwen3_memory.errors import UserFacingError
 from qwen3_memory.migration import jobs as J
-from qwen3_memory.migration.backup import BackupError
-from qwen3_memory.migration.checks import Check, run_checks, worst_status
-from qwen3_memory.migration.engine import JobStatus, MigrationEngine, MigrationFailed
-from qwen3_memory.migration.jobs import Job, JobNotFound, JobStateError
-from qwen3_memory.migration.plan import Plan, make_plan
-from qwen3_memory.migration.strategies import STRATEGIES, StrategyRefused
-from qwen3_memory.migration.verify import VerifyReport
+from qwen3_memory.migration.checks import run_checks
+from qwen3_memory.migration.engine import MigrationEngine
+from qwen3_memory.migration.jobs import Job, JobNotFound
+from qwen3_memory.migration.plan import make_plan
+from qwen3_memory.migration.strategies import STRATEGIES
 from qwen3_memory.models.profiles import PROFILES, Profile
-from qwen3_memory.recall.pipeline import Hit
-from qwen3_memory.units import human_bytes, human_duration
+from qwen3_memory.units import human_duration
 
 log = logging.getLogger(__name__)
 
 STATUS_REFRESH_S = 3.0  # how often /migrate status edits its embed while the job runs
 STATUS_FOLLOW_S = 14 * 60.0  # and for how long at most (an interaction token lives 15 minutes)
 CONFIRM_TIMEOUT_S = 120.0  # how long the Confirm/Cancel buttons wait
-BAR_WIDTH = 10
 ADOPT_EVERY_S = 30.0  # shared memory (Postgres): how often a shard looks for migrations whose runner died
-FIELD_LIMIT = 1024
-DESCRIPTION_LIMIT = 4000
-MESSAGE_LIMIT = 2000
-CHANNEL_FIELDS = 20
 COMPARE_K = 5
 REPORT_CHANNEL = "report_channel_id"  # job option: where the job was started (its end is posted there)
-
-COLOUR = discord.Colour.blurple()
-COLOURS = {"pass": discord.Colour.green(), "warn": discord.Colour.orange(), "fail": discord.Colour.red()}
-JOB_ICONS = {
-    J.PENDING: "🕓",
-    J.RUNNING: "⚙️",
-    J.PAUSED: "⏸️",
-    J.CANCELLED: "⏹️",
-    J.FAILED: "❌",
-    J.COMPLETED: "✅",
-}
-CHANNEL_ICONS = {
-    J.PENDING: "🕓",
-    J.BACKFILL: "⚙️",
-    J.CATCHUP: "🔄",
-    J.VERIFIED: "☑️",
-    J.SWAPPED: "🔀",
-    J.ROLLED_BACK: "↩️",
-    J.FINALIZED: "🧹",
-    J.FAILED: "❌",
-}
-CHECK_ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
 
 PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILES][:25]
 STRATEGY_CHOICES = [app_commands.Choice(name=name, value=name) for name in STRATEGIES]
 
-# What to do next, per error class (the message itself says what went wrong).
-NEXT_STEPS: dict[type[BaseException], str] = {
-    JobNotFound: "`/migrate status` shows this server's latest migration.",
-    JobStateError: "`/migrate status` shows where this server's migration stands.",
-    StrategyRefused: "`/migrate plan` shows each strategy's risks; the `force` option of `/migrate start` is the "
-    "--force the message mentions.",
-    MigrationFailed: "`/migrate status` shows the failing channel; `/migrate resume` retries it, "
-    "`/migrate cancel` stops the migration.",
-    EncodeOutOfMemory: "Lower memory_system.performance.batch_size or free some memory, then `/migrate resume`.",
-    ModelUnavailable: "Fix memory_system.migration.target_embedding_path (or pick another target profile), then "
-    "run `/migrate check`.",
-    StoreLocked: "Another process writes to the memory database (a `python -m qwen3_memory.migration` command?): "
-    "let it finish, then try again.",
-    BackupError: "`/migrate check` shows the free disk space.",
-}
 
-
-# ---------------------------------------------------------------------- rendering helpers (no Discord state)
-def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
-    """``[██████░░░░] 60%``; an empty job counts as done."""
-    fraction = 1.0 if total <= 0 else min(1.0, max(0.0, done / total))
-    filled = min(width, int(fraction * width))
-    return f"[{'█' * filled}{'░' * (width - filled)}] {fraction:.0%}"
-
-
+# ---------------------------------------------------------------------- options
 def parse_channel_ids(text: str | None) -> list[int] | None:
     """Channel ids from ``<#123> <#456>`` or ``123, 456``; None when empty (every channel)."""
     if not text or not text.strip():
@@ -121,270 +82,6 @@ def parse_channel_ids(text: str | None) -> list[int] | None:
             "or leave the option out for every channel of this server"
         )
     return list(dict.fromkeys(ids))
-
-
-def clip_lines(lines: Sequence[str], limit: int = FIELD_LIMIT) -> str:
-    """As many whole lines as fit in ``limit`` characters, then how many were left out."""
-    out: list[str] = []
-    used = 0
-    for i, line in enumerate(lines):
-        line = line if len(line) <= limit - 40 else line[: limit - 41] + "…"
-        more = f"… and {len(lines) - i} more"
-        if used + len(line) + 1 > limit - len(more) - 1 and i < len(lines) - 1:
-            out.append(more)
-            break
-        out.append(line)
-        used += len(line) + 1
-    return "\n".join(out)[:limit] or "—"
-
-
-def next_step(error: BaseException) -> str:
-    for cls in type(error).__mro__:
-        if cls in NEXT_STEPS:
-            return NEXT_STEPS[cls]
-    return ""
-
-
-def known_error_text(error: BaseException) -> str | None:
-    """The message an admin sees for an error they can act on; None for an unexpected one."""
-    if isinstance(error, UserFacingError):
-        hint = next_step(error)
-        text = f"⚠️ {error}" + (f"\n➡️ {hint}" if hint else "")
-    elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        text = (
-            f"💾 The disk is full ({error.filename or 'no space left on device'}). Nothing more was written; free "
-            "some space (or move memory_system.paths.backups_dir to a larger disk), then try again."
-        )
-    else:
-        return None
-    return text[:MESSAGE_LIMIT]
-
-
-def channel_label(guild: discord.Guild | None, channel_id: int) -> str:
-    channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
-    return f"#{channel.name}" if channel is not None else f"channel {channel_id}"
-
-
-def _snippet(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return discord.utils.escape_markdown(text)
-
-
-def checks_embed(checks: Sequence[Check], target: Profile) -> discord.Embed:
-    overall = worst_status(checks)
-    lines = [f"{CHECK_ICONS.get(c.status, '•')} **{c.name}**: {c.detail}" for c in checks]
-    embed = discord.Embed(
-        title=f"Migration check → {target.name}: {overall.upper()}",
-        description=clip_lines(lines, DESCRIPTION_LIMIT),
-        colour=COLOURS.get(overall, COLOUR),
-    )
-    embed.set_footer(text=f"target {target.embedding.model}, {target.embedding.dimension}-d")
-    return embed
-
-
-def plan_embed(plan: Plan, guild: discord.Guild | None, title: str | None = None) -> discord.Embed:
-    target = plan.target
-    colour = COLOURS["fail"] if plan.blockers else COLOURS["warn"] if plan.risks else COLOURS["pass"]
-    embed = discord.Embed(
-        title=title or f"Migration plan: {plan.strategy} → {target.model} ({target.dimension}-d)",
-        description=(
-            f"{len(plan.channels)} channel(s), {plan.total_messages} messages, {plan.to_migrate} to migrate, "
-            "smallest channel first. Nothing has changed yet."
-        ),
-        colour=colour,
-    )
-    rows = [
-        f"{channel_label(guild, c.channel_id)}: {c.messages} messages, {c.to_migrate} to migrate"
-        + (f", {c.empty} without text" if c.empty else "")
-        for c in plan.channels
-    ]
-    rows = rows or ["no channel with a memory in this server"]
-    embed.add_field(name="Channels", value=clip_lines(rows), inline=False)
-    eta = f"~{human_duration(plan.eta_seconds)}" if plan.eta_seconds is not None else "unknown"
-    embed.add_field(
-        name="Estimate",
-        value=clip_lines(
-            [
-                f"time {eta} ({plan.eta_basis})",
-                f"peak memory ~{human_bytes(plan.peak_memory_bytes)}",
-                f"disk ~{human_bytes(plan.disk_needed_bytes)} (backup + new vectors)",
-            ]
-        ),
-        inline=False,
-    )
-    backup = next((s.detail for s in plan.steps if s.name == "backup"), "")
-    if backup:
-        embed.add_field(name="Backup", value=clip_lines([backup]), inline=False)
-    if plan.risks:
-        embed.add_field(name="⚠️ Risks", value=clip_lines([f"• {r}" for r in plan.risks]), inline=False)
-    if plan.notes:
-        embed.add_field(name="Notes", value=clip_lines([f"• {n}" for n in plan.notes]), inline=False)
-    if plan.blockers:
-        embed.add_field(name="⛔ Refused", value=clip_lines([f"• {b}" for b in plan.blockers]), inline=False)
-    return embed
-
-
-def resume_point(channels: Sequence[J.ChannelJob], guild: discord.Guild | None) -> str | None:
-    """Where the job continues: the first channel not done, its phase and cursor."""
-    for c in channels:
-        if c.status not in J.CHANNEL_DONE:
-            return f"{channel_label(guild, c.channel_id)} ({c.status}, cursor {c.cursor}, {c.done}/{c.total} done)"
-    return None
-
-
-def status_embed(status: JobStatus, guild: discord.Guild | None, *, running: bool, resumed: str | None = None):
-    job = status.job
-    lines = [
-        f"`{status.source.spec.key}` → `{status.target.spec.key}` ({job.strategy})",
-        f"`{progress_bar(status.done, status.total)}` {status.done}/{status.total} messages",
-    ]
-    live = status.live
-    if live:
-        eta = human_duration(live["eta_seconds"]) if live["eta_seconds"] is not None else "unknown"
-        lines.append(
-            f"{live['phase']} in {channel_label(guild, live['channel_id']) if live['channel_id'] else '—'} · "
-            f"{live['rate']:.1f} msg/s · ETA {eta} · batch {live['batch_size']} · RSS {live['rss_mb']:.0f} MiB · "
-            f"{live['errors']} error(s)"
-        )
-    if resumed:
-        lines.append(f"🔁 resumed after a restart at {resumed}")
-    if job.error:
-        lines.append(f"❗ {job.error}")
-    point = resume_point(status.channels, guild)
-    if job.status in (J.RUNNING, J.PENDING) and not running:
-        lines.append(f"⏸️ not running in this process (interrupted): `/migrate resume` continues at {point}")
-    elif job.status in (J.PAUSED, J.FAILED) and point:
-        lines.append(f"`/migrate resume` continues at {point}")
-    state = job.status if running or job.status not in (J.RUNNING, J.PENDING) else "interrupted"
-    embed = discord.Embed(
-        title=f"Migration #{job.id}: {JOB_ICONS.get(state, '⏸️')} {state}",
-        description=clip_lines(lines, DESCRIPTION_LIMIT),
-        colour=COLOURS["fail"] if job.status == J.FAILED else COLOURS["pass"] if job.status == J.COMPLETED else COLOUR,
-    )
-    for c in status.channels[:CHANNEL_FIELDS]:
-        verdict = {True: " · verify passed", False: " · verify FAILED", None: ""}[(c.report or {}).get("passed")]
-        value = f"{CHANNEL_ICONS.get(c.status, '•')} {c.status} · {c.done}/{c.total}{verdict}"
-        if c.error:
-            value += f"\n{c.error}"
-        embed.add_field(name=channel_label(guild, c.channel_id), value=value[:FIELD_LIMIT], inline=True)
-    files = [f"backup: {job.backup_path}" if job.backup_path else "no backup", f"log: {job.log_path}"]
-    extra = len(status.channels) - CHANNEL_FIELDS
-    embed.set_footer(text=("\n".join(files) + (f"\n… and {extra} more channels" if extra > 0 else ""))[:2048])
-    return embed
-
-
-def verify_embed(job_id: int, reports: Sequence[VerifyReport], guild: discord.Guild | None) -> discord.Embed:
-    passed = all(r.passed for r in reports)
-    embed = discord.Embed(
-        title=f"Verification of migration #{job_id}: {'PASS' if passed else 'FAIL'}",
-        description=f"{len(reports)} channel(s); the JSON holds every number, the plot the old vs new scores.",
-        colour=COLOURS["pass"] if passed else COLOURS["fail"],
-    )
-    for r in reports[:CHANNEL_FIELDS]:
-        embed.add_field(name=channel_label(guild, r.channel_id), value=_snippet(r.summary(), FIELD_LIMIT), inline=False)
-    return embed
-
-
-def render_verify_png(reports: Sequence[VerifyReport], labels: Sequence[str]) -> bytes:
-    """Old vs new similarity distributions and the old/new agreement per channel (blocking: call in a thread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(figure)
-    scores, agreement = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
-    old = [s for r in reports for s in r.scores_old]
-    new = [s for r in reports for s in r.scores_new]
-    if old or new:
-        scores.hist([old, new], bins=20, label=["old space", "new space"], color=["#8c8c8c", "#5865f2"])
-        scores.legend()
-    else:
-        scores.text(0.5, 0.5, "no sampled queries", ha="center", va="center")
-    scores.set_title("top-k similarity scores")
-    scores.set_xlabel("cosine similarity")
-    scores.set_ylabel("results")
-    values = [r.agreement_at_k or 0.0 for r in reports]
-    agreement.bar(range(len(values)), values, color="#57f287")
-    agreement.set_xticks(range(len(values)), [label[:14] for label in labels], rotation=30, ha="right")
-    agreement.set_ylim(0, 1)
-    agreement.set_title("old/new top-k agreement per channel")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def hits_field(hits: Sequence[Hit]) -> str:
-    lines = [
-        f"{rank}. `{hit.similarity:.2f}` {_snippet(hit.message.author_name, 20)}: {_snippet(hit.message.content, 70)}"
-        for rank, hit in enumerate(hits, 1)
-    ]
-    return clip_lines(lines or ["nothing found"])
-
-
-# ---------------------------------------------------------------------- confirmation buttons
-class Confirmation(discord.ui.View):
-    """Confirm / Cancel buttons that only the admin who asked may press; nothing happens on timeout."""
-
-    def __init__(
-        self,
-        cog: MigrationCog,
-        origin: discord.Interaction,
-        action: Callable[[discord.Interaction], Awaitable[None]],
-        *,
-        confirm_label: str,
-        working: str,
-        timeout: float,
-    ) -> None:
-        super().__init__(timeout=timeout)
-        self.cog = cog
-        self.origin = origin
-        self.author_id = origin.user.id
-        self.action = action
-        self.working = working
-        self.outcome: str | None = None
-        self.confirm.label = confirm_label
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.author_id:
-            return True
-        await interaction.response.send_message(
-            f"🔒 Only <@{self.author_id}>, who ran this command, can answer it.",
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        return False
-
-    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.outcome = "confirmed"
-        self.stop()
-        await interaction.response.edit_message(content=f"⏳ {self.working}", view=None)
-        try:
-            await self.action(interaction)
-        except Exception as exc:  # every failure is reported in place of the prompt
-            await interaction.edit_original_response(content=self.cog.error_text(exc, interaction), view=None)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        self.outcome = "cancelled"
-        self.stop()
-        await interaction.response.edit_message(content="✖️ Cancelled: nothing was changed.", view=None)
-
-    async def on_timeout(self) -> None:
-        self.outcome = "timed out"
-        try:
-            await self.origin.edit_original_response(
-                content="⌛ No answer in time: nothing was changed. Run the command again when you are ready.",
-                view=None,
-            )
-        except discord.HTTPException:
-            pass
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item) -> None:
-        await self.cog.send_error(interaction, error)
 
 
 # ---------------------------------------------------------------------- the cog
@@ -816,13 +513,7 @@ class MigrationCog(commands.Cog, name="Migration"):
         channel_id = channel.id if channel else interaction.channel_id
         old, new = await self.engine.compare(job_id, interaction.guild_id, channel_id, query, k=COMPARE_K)
         status = await self.engine.status(job_id, interaction.guild_id)
-        embed = discord.Embed(
-            title=f"Old vs new for “{_snippet(query, 100)}”",
-            description=f"{channel_label(interaction.guild, channel_id)}, migration #{job_id}; cosine similarity",
-            colour=COLOUR,
-        )
-        embed.add_field(name=f"Old: {status.source.spec.short_name}"[:256], value=hits_field(old), inline=True)
-        embed.add_field(name=f"New: {status.target.spec.short_name}"[:256], value=hits_field(new), inline=True)
+        embed = compare_embed(status, query, old, new, interaction.guild, channel_id)
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     # ------------------------------------------------------------------ /migrate swap, rollback, finalize
