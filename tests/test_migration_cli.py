@@ -15,12 +15,9 @@ EVAL_SET = Path(__file__).parent / "data" / "eval_chat.jsonl"
 
 
 @pytest.fixture
-def settings_file(tmp_path, tiny_qwen3_dir, monkeypatch) -> Path:
-    from tests import test_migration_crash
-
-    monkeypatch.setattr(test_migration_crash, "CHANNELS", {(1, 10): 30, (1, 11): 20})
+def settings_file(tmp_path, tiny_qwen3_dir) -> Path:
     path = write_settings(tmp_path / "bot", tiny_qwen3_dir)
-    asyncio.run(populate(path))
+    asyncio.run(populate(path, {(1, 10): 30, (1, 11): 20}))
     return path
 
 

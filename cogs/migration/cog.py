@@ -18,7 +18,6 @@ engine call passes it, so an admin never sees or changes another server's migrat
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import logging
@@ -51,7 +50,7 @@ from qwen3_memory.errors import UserFacingError
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.checks import run_checks
 from qwen3_memory.migration.engine import MigrationEngine
-from qwen3_memory.migration.jobs import Job, JobNotFound
+from qwen3_memory.migration.jobs import Job
 from qwen3_memory.migration.plan import make_plan
 from qwen3_memory.migration.strategies import STRATEGIES
 from qwen3_memory.models.profiles import PROFILES, Profile
@@ -164,7 +163,7 @@ class MigrationCog(commands.Cog, name="Migration"):
         automatic = self.settings.memory.migration.resume_on_startup
         for job in jobs:
             guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
-            where = resume_point(await self.engine.jobs.channels(job.id), guild) or "its verification"
+            where = resume_point(await self.engine.status(job.id), guild) or "its verification"
             if not automatic:
                 log.info("migration #%d was interrupted at %s; waiting for /migrate resume", job.id, where)
                 await self._post(
@@ -278,21 +277,11 @@ class MigrationCog(commands.Cog, name="Migration"):
     # ------------------------------------------------------------------ helpers
     def target(self, profile: str | None) -> Profile:
         """The target profile: the option wins over memory_system.migration.target_profile (as on the CLI)."""
-        migration = self.settings.memory.migration
-        if profile:
-            migration = dataclasses.replace(migration, target_profile=profile)
-        return migration.target()
+        return self.settings.memory.migration.target(profile)
 
     async def job_id(self, interaction: discord.Interaction, job: int | None) -> int:
         """The job named, or this server's latest."""
-        if job is not None:
-            return job
-        latest = await self.engine.jobs.latest(interaction.guild_id)
-        if latest is None:
-            raise JobNotFound(
-                "there is no migration in this server yet; `/migrate plan` shows one, `/migrate start` begins it"
-            )
-        return latest.id
+        return (await self.engine.resolve_job(job, interaction.guild_id)).id
 
     def _launch(self, job_id: int) -> None:
         self._watch(job_id, self.engine.launch(job_id))
@@ -303,9 +292,9 @@ class MigrationCog(commands.Cog, name="Migration"):
         deadline = loop.time() + self.status_follow_s
         while True:
             await asyncio.sleep(self.status_refresh_s)
-            running = self.engine.is_running(job_id)
             status = await self.engine.status(job_id, interaction.guild_id)
-            embed = status_embed(status, interaction.guild, running=running, resumed=self.resumed.get(job_id))
+            running = status.running
+            embed = status_embed(status, interaction.guild, resumed=self.resumed.get(job_id))
             last = not running or loop.time() >= deadline
             if running and last:
                 embed.set_footer(
@@ -431,11 +420,10 @@ class MigrationCog(commands.Cog, name="Migration"):
     @migrate.command(name="status", description="Progress of this server's migration, updated live while it runs")
     @app_commands.describe(job="Migration number (default: this server's latest)")
     async def status(self, interaction: discord.Interaction, job: int | None = None) -> None:
-        status = await self.engine.status(await self.job_id(interaction, job), interaction.guild_id)
-        running = self.engine.is_running(status.job.id)
-        embed = status_embed(status, interaction.guild, running=running, resumed=self.resumed.get(status.job.id))
+        status = await self.engine.status(job, interaction.guild_id)
+        embed = status_embed(status, interaction.guild, resumed=self.resumed.get(status.job.id))
         await interaction.response.send_message(embed=embed, ephemeral=True)
-        if running:
+        if status.running:
             self._spawn(self._follow(interaction, status.job.id), f"migration-{status.job.id}-status")
 
     @migrate.command(name="pause", description="Pause the migration at the next batch; resume continues there")
@@ -452,7 +440,7 @@ class MigrationCog(commands.Cog, name="Migration"):
     @app_commands.describe(job="Migration number (default: this server's latest)")
     async def resume(self, interaction: discord.Interaction, job: int | None = None) -> None:
         job_id = await self.job_id(interaction, job)
-        where = resume_point((await self.engine.status(job_id, interaction.guild_id)).channels, interaction.guild)
+        where = resume_point(await self.engine.status(job_id, interaction.guild_id), interaction.guild)
         resumed = await self.engine.resume(job_id, interaction.guild_id)
         self._launch(resumed.id)
         await interaction.response.send_message(

@@ -13,7 +13,7 @@ import discord
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.checks import Check, worst_status
 from qwen3_memory.migration.plan import Plan
-from qwen3_memory.migration.report import JobStatus
+from qwen3_memory.migration.report import INTERRUPTED, VERDICT_WORDS, JobStatus, describe_resume_point, verdict
 from qwen3_memory.migration.verify import VerifyReport
 from qwen3_memory.models.profiles import Profile
 from qwen3_memory.recall.pipeline import Hit
@@ -136,15 +136,14 @@ def plan_embed(plan: Plan, guild: discord.Guild | None, title: str | None = None
     return embed
 
 
-def resume_point(channels: Sequence[J.ChannelJob], guild: discord.Guild | None) -> str | None:
+def resume_point(status: JobStatus, guild: discord.Guild | None) -> str | None:
     """Where the job continues: the first channel not done, its phase and cursor."""
-    for c in channels:
-        if c.status not in J.CHANNEL_DONE:
-            return f"{channel_label(guild, c.channel_id)} ({c.status}, cursor {c.cursor}, {c.done}/{c.total} done)"
-    return None
+    point = status.resume_point
+    return None if point is None else describe_resume_point(point, channel_label(guild, point.channel_id))
 
 
-def status_embed(status: JobStatus, guild: discord.Guild | None, *, running: bool, resumed: str | None = None):
+def status_embed(status: JobStatus, guild: discord.Guild | None, *, resumed: str | None = None) -> discord.Embed:
+    """The job's state, live progress, resume point and channels: the command line's ``status``, as an embed."""
     job = status.job
     lines = [
         f"`{status.source.spec.key}` → `{status.target.spec.key}` ({job.strategy})",
@@ -162,20 +161,20 @@ def status_embed(status: JobStatus, guild: discord.Guild | None, *, running: boo
         lines.append(f"🔁 resumed after a restart at {resumed}")
     if job.error:
         lines.append(f"❗ {job.error}")
-    point = resume_point(status.channels, guild)
-    if job.status in (J.RUNNING, J.PENDING) and not running:
+    point = resume_point(status, guild)
+    state = status.state
+    if state == INTERRUPTED:
         lines.append(f"⏸️ not running in this process (interrupted): `/migrate resume` continues at {point}")
     elif job.status in (J.PAUSED, J.FAILED) and point:
         lines.append(f"`/migrate resume` continues at {point}")
-    state = job.status if running or job.status not in (J.RUNNING, J.PENDING) else "interrupted"
     embed = discord.Embed(
         title=f"Migration #{job.id}: {JOB_ICONS.get(state, '⏸️')} {state}",
         description=clip_lines(lines, DESCRIPTION_LIMIT),
         colour=COLOURS["fail"] if job.status == J.FAILED else COLOURS["pass"] if job.status == J.COMPLETED else COLOUR,
     )
     for c in status.channels[:CHANNEL_FIELDS]:
-        verdict = {True: " · verify passed", False: " · verify FAILED", None: ""}[(c.report or {}).get("passed")]
-        value = f"{CHANNEL_ICONS.get(c.status, '•')} {c.status} · {c.done}/{c.total}{verdict}"
+        words = VERDICT_WORDS[verdict(c)]
+        value = f"{CHANNEL_ICONS.get(c.status, '•')} {c.status} · {c.done}/{c.total}{' · ' + words if words else ''}"
         if c.error:
             value += f"\n{c.error}"
         embed.add_field(name=channel_label(guild, c.channel_id), value=value[:FIELD_LIMIT], inline=True)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qwen3_memory.errors import UserFacingError
+from qwen3_memory.errors import SettingsError, UserFacingError
 from qwen3_memory.migration.report import render_status, render_verify
 from qwen3_memory.migration.strategies import STRATEGIES
 from qwen3_memory.models.profiles import PROFILES, Profile
@@ -317,8 +317,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.settings)
         return asyncio.run(run_command(args, settings))
     except UserFacingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if exc.__class__.__name__ == "SettingsError" else 1
+        from qwen3_memory.migration.advice import COMMAND_LINE, advise  # imported here, so `--help` stays fast
+
+        advice = advise(exc, COMMAND_LINE)
+        print(f"error: {advice.message}" + (f"\nnext: {advice.next_step}" if advice.next_step else ""), file=sys.stderr)
+        return 2 if isinstance(exc, SettingsError) else 1
+    except OSError as exc:
+        from qwen3_memory.migration.advice import COMMAND_LINE, advise
+
+        advice = advise(exc, COMMAND_LINE)
+        if advice is None:
+            raise
+        print(f"error: {advice.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
