@@ -38,12 +38,42 @@ from tests.discord_harness import DiscordHarness  # noqa: E402
 TICK = 0.005
 TARGET_P99_MS = 50.0
 
-_SUBJECTS = ["the release", "the picnic", "the login bug", "our budget", "the printer", "the new intern",
-             "the database migration", "Friday's demo", "the design review", "the on-call rota"]
-_VERBS = ["moved to", "is blocked by", "needs", "was fixed by", "depends on", "is scheduled after",
-          "got approved with", "should wait for", "conflicts with", "was discussed in"]
-_OBJECTS = ["Thursday afternoon", "a second reviewer", "the staging cluster", "more coffee", "room 4",
-            "the vendor's answer", "a rollback plan", "the quarterly report", "a quick sync", "the old API"]
+_SUBJECTS = [
+    "the release",
+    "the picnic",
+    "the login bug",
+    "our budget",
+    "the printer",
+    "the new intern",
+    "the database migration",
+    "Friday's demo",
+    "the design review",
+    "the on-call rota",
+]
+_VERBS = [
+    "moved to",
+    "is blocked by",
+    "needs",
+    "was fixed by",
+    "depends on",
+    "is scheduled after",
+    "got approved with",
+    "should wait for",
+    "conflicts with",
+    "was discussed in",
+]
+_OBJECTS = [
+    "Thursday afternoon",
+    "a second reviewer",
+    "the staging cluster",
+    "more coffee",
+    "room 4",
+    "the vendor's answer",
+    "a rollback plan",
+    "the quarterly report",
+    "a quick sync",
+    "the old API",
+]
 
 
 def chat_lines(n: int, seed: int = 7) -> list[str]:
@@ -52,8 +82,10 @@ def chat_lines(n: int, seed: int = 7) -> list[str]:
     lines = []
     for i in range(n):
         parts = [f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"]
-        parts += [f"and {rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
-                  for _ in range(rng.choice([0, 0, 1, 2, 4]))]
+        parts += [
+            f"and {rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+            for _ in range(rng.choice([0, 0, 1, 2, 4]))
+        ]
         lines.append(f"{' '.join(parts).capitalize()} (#{i})")
     return lines
 
@@ -127,18 +159,28 @@ async def main(n: int, capture_batch: int) -> None:
     raw_rate = 2 * n / (raw_before[0] + raw_after[0])  # before and after the burst, pooled
     raw_cpu = (raw_before[1] + raw_after[1]) / 2
     p99 = percentile(lags, 99)
-    print(f"capture burst: {n} messages, {len(channels)} channels, model {settings.space.model} "
-          f"(encode batch {settings.batch_size}, capture batch {capture_batch}, {os.cpu_count()} CPUs)")
-    print(f"  stored {stored}, embedded {vectors}; delivered in {posted * 1000:.0f} ms, all embedded after "
-          f"{elapsed:.2f} s")
-    print(f"  event-loop lag during the burst ({len(lags)} ticks of {TICK * 1000:.0f} ms): "
-          f"p50 {percentile(lags, 50):.1f} ms, p99 {p99:.1f} ms, max {max(lags):.1f} ms "
-          f"(target p99 < {TARGET_P99_MS:.0f} ms: {'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    print(
+        f"capture burst: {n} messages, {len(channels)} channels, model {settings.space.model} "
+        f"(encode batch {settings.batch_size}, capture batch {capture_batch}, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  stored {stored}, embedded {vectors}; delivered in {posted * 1000:.0f} ms, all embedded after "
+        f"{elapsed:.2f} s"
+    )
+    print(
+        f"  event-loop lag during the burst ({len(lags)} ticks of {TICK * 1000:.0f} ms): "
+        f"p50 {percentile(lags, 50):.1f} ms, p99 {p99:.1f} ms, max {max(lags):.1f} ms "
+        f"(target p99 < {TARGET_P99_MS:.0f} ms: {'met' if p99 < TARGET_P99_MS else 'MISSED'})"
+    )
     print(f"  idle baseline lag: p50 {statistics.median(baseline):.1f} ms, p99 {percentile(baseline, 99):.1f} ms")
-    print(f"  capture throughput {rate:.0f} messages/s; raw encode of the same texts {raw_rate:.0f} texts/s "
-          f"(before {n / raw_before[0]:.0f}, after {n / raw_after[0]:.0f}); ratio capture/raw = {rate / raw_rate:.2f}")
-    print(f"  process CPU time: capture {cpu:.2f} s, raw encode {raw_cpu:.2f} s; ratio raw/capture = "
-          f"{raw_cpu / cpu:.2f} (robust to other load on the machine)")
+    print(
+        f"  capture throughput {rate:.0f} messages/s; raw encode of the same texts {raw_rate:.0f} texts/s "
+        f"(before {n / raw_before[0]:.0f}, after {n / raw_after[0]:.0f}); ratio capture/raw = {rate / raw_rate:.2f}"
+    )
+    print(
+        f"  process CPU time: capture {cpu:.2f} s, raw encode {raw_cpu:.2f} s; ratio raw/capture = "
+        f"{raw_cpu / cpu:.2f} (robust to other load on the machine)"
+    )
 
 
 if __name__ == "__main__":

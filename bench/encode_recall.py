@@ -79,15 +79,36 @@ def chat_texts(n: int) -> tuple[list[str], str]:
 
 def generated_sentences(n: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
-    subjects = ["the release", "our picnic", "the login bug", "the budget", "the printer", "the new intern",
-                "the database migration", "Friday's demo", "the design review", "the on-call rota"]
+    subjects = [
+        "the release",
+        "our picnic",
+        "the login bug",
+        "the budget",
+        "the printer",
+        "the new intern",
+        "the database migration",
+        "Friday's demo",
+        "the design review",
+        "the on-call rota",
+    ]
     verbs = ["moved to", "is blocked by", "needs", "was fixed by", "depends on", "is scheduled after"]
-    objects = ["Thursday afternoon", "a second reviewer", "the staging cluster", "more coffee", "room 4",
-               "the vendor's answer", "a rollback plan", "the quarterly report", "a quick sync"]
+    objects = [
+        "Thursday afternoon",
+        "a second reviewer",
+        "the staging cluster",
+        "more coffee",
+        "room 4",
+        "the vendor's answer",
+        "a rollback plan",
+        "the quarterly report",
+        "a quick sync",
+    ]
     lines = []
     for i in range(n):
-        clauses = [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}"
-                   for _ in range(rng.choice([1, 1, 2, 3, 5]))]
+        clauses = [
+            f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}"
+            for _ in range(rng.choice([1, 1, 2, 3, 5]))
+        ]
         lines.append(f"{' and '.join(clauses).capitalize()} (#{i})")
     return lines
 
@@ -112,15 +133,23 @@ def p50_p99(samples_ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 99))
 
 
-async def fill_channel(store: SQLiteStore, space, channel_id: int, n: int, first_id: int,
-                       centers: np.ndarray, rng: np.random.Generator) -> float:
+async def fill_channel(
+    store: SQLiteStore, space, channel_id: int, n: int, first_id: int, centers: np.ndarray, rng: np.random.Generator
+) -> float:
     """Write ``n`` messages and their vectors into one channel through the store; returns seconds."""
     started = time.perf_counter()
     for start in range(0, n, WRITE_BATCH):
         size = min(WRITE_BATCH, n - start)
         messages = [
-            StoredMessage(first_id + start + i, GUILD, channel_id, 100 + i % 50, "bench", f"message {start + i}",
-                          1_700_000_000.0 + start + i)
+            StoredMessage(
+                first_id + start + i,
+                GUILD,
+                channel_id,
+                100 + i % 50,
+                "bench",
+                f"message {start + i}",
+                1_700_000_000.0 + start + i,
+            )
             for i in range(size)
         ]
         await store.add_messages(messages)
@@ -143,8 +172,17 @@ class Row:
     top1_cos_near: float
 
 
-async def measure(service: EmbeddingService, indexes: ChannelIndexes, space, channel_id: int, n: int, kind: str,
-                  queries: list[str], query_vectors: np.ndarray, near_vectors: np.ndarray) -> Row:
+async def measure(
+    service: EmbeddingService,
+    indexes: ChannelIndexes,
+    space,
+    channel_id: int,
+    n: int,
+    kind: str,
+    queries: list[str],
+    query_vectors: np.ndarray,
+    near_vectors: np.ndarray,
+) -> Row:
     started = time.perf_counter()
     index = await indexes.get(space, GUILD, channel_id)  # built from SQLite and persisted, as after a restart
     build_s = time.perf_counter() - started
@@ -171,8 +209,18 @@ async def measure(service: EmbeddingService, indexes: ChannelIndexes, space, cha
         hits = await indexes.search(space, GUILD, channel_id, vector, K)
         top_ids_near.append([i for i, _ in hits])
         top1_near.append(hits[0][1])
-    return Row(n, kind, build_s, p50_p99(encode_ms), p50_p99(search_ms), p50_p99(recall_ms), top_ids, top_ids_near,
-               float(np.mean(top1)), float(np.mean(top1_near)))
+    return Row(
+        n,
+        kind,
+        build_s,
+        p50_p99(encode_ms),
+        p50_p99(search_ms),
+        p50_p99(recall_ms),
+        top_ids,
+        top_ids_near,
+        float(np.mean(top1)),
+        float(np.mean(top1_near)),
+    )
 
 
 def recall_at_k(truth: list[list[int]], found: list[list[int]]) -> float:
@@ -194,18 +242,22 @@ async def run(sizes: list[int], n_queries: int) -> None:
     except ImportError:  # pragma: no cover
         threads = 0
     print("encode + recall benchmark")
-    print(f"  machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch threads {threads}, "
-          f"python {platform.python_version()}")
+    print(
+        f"  machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch threads {threads}, "
+        f"python {platform.python_version()}"
+    )
     print(f"  model:   {spec.model} ({spec.dimension}-d, packaged: {spec.source}), CPU")
-    print(f"  HNSW:    M={defaults.hnsw_m} efConstruction={defaults.hnsw_ef_construction} "
-          f"efSearch={defaults.hnsw_ef_search} (the bot's defaults)")
+    print(
+        f"  HNSW:    M={defaults.hnsw_m} efConstruction={defaults.hnsw_ef_construction} "
+        f"efSearch={defaults.hnsw_ef_search} (the bot's defaults)"
+    )
 
     log("loading the model")
     started = time.perf_counter()
     service.load()
     load_s = time.perf_counter() - started
     texts, source = chat_texts(ENCODE_TEXTS + n_queries)
-    corpus, queries = texts[:ENCODE_TEXTS], texts[ENCODE_TEXTS:ENCODE_TEXTS + n_queries]
+    corpus, queries = texts[:ENCODE_TEXTS], texts[ENCODE_TEXTS : ENCODE_TEXTS + n_queries]
     if len(queries) < n_queries:
         queries = generated_sentences(n_queries, seed=11)
     service.encode_documents(corpus[:ENCODE_BATCH], batch_size=ENCODE_BATCH)  # warm-up
@@ -217,8 +269,10 @@ async def run(sizes: list[int], n_queries: int) -> None:
 
     print()
     print("Raw encode throughput")
-    print(f"  {len(corpus)} texts from {source} (mean {mean_chars:.0f} chars), batch {ENCODE_BATCH}: "
-          f"{len(corpus) / encode_s:,.0f} texts/s ({encode_s:.2f} s; model load {load_s:.1f} s)")
+    print(
+        f"  {len(corpus)} texts from {source} (mean {mean_chars:.0f} chars), batch {ENCODE_BATCH}: "
+        f"{len(corpus) / encode_s:,.0f} texts/s ({encode_s:.2f} s; model load {load_s:.1f} s)"
+    )
 
     query_vectors = service.encode_queries(queries)
     rows: list[Row] = []
@@ -242,8 +296,9 @@ async def run(sizes: list[int], n_queries: int) -> None:
                     log(f"{n:,} vectors: building the {kind} index and timing {len(queries)} queries")
                     indexes = ChannelIndexes(store, Path(tmp) / f"vectors-{kind}", params)
                     rows.append(
-                        await measure(service, indexes, space, channel_id, n, kind, queries, query_vectors,
-                                      near_vectors)
+                        await measure(
+                            service, indexes, space, channel_id, n, kind, queries, query_vectors, near_vectors
+                        )
                     )
                     indexes.forget(space.id, GUILD, channel_id)  # free the memory of this index
         finally:
@@ -252,27 +307,35 @@ async def run(sizes: list[int], n_queries: int) -> None:
 
     print()
     print(f"Recall latency, one channel, k={K}, {len(queries)} queries (real chat lines), milliseconds")
-    header = (f"  {'vectors':>8}  {'index':<6} {'build s':>8}  {'encode p50':>10} {'p99':>7}  "
-              f"{'search p50':>10} {'p99':>7}  {'encode+search p50':>17} {'p99':>7}")
+    header = (
+        f"  {'vectors':>8}  {'index':<6} {'build s':>8}  {'encode p50':>10} {'p99':>7}  "
+        f"{'search p50':>10} {'p99':>7}  {'encode+search p50':>17} {'p99':>7}"
+    )
     print(header)
     print("  " + "-" * (len(header) - 2))
     for r in rows:
-        print(f"  {r.vectors:>8,}  {r.kind:<6} {r.build_s:>8.1f}  {r.encode[0]:>10.2f} {r.encode[1]:>7.2f}  "
-              f"{r.search[0]:>10.2f} {r.search[1]:>7.2f}  {r.recall[0]:>17.2f} {r.recall[1]:>7.2f}")
+        print(
+            f"  {r.vectors:>8,}  {r.kind:<6} {r.build_s:>8.1f}  {r.encode[0]:>10.2f} {r.encode[1]:>7.2f}  "
+            f"{r.search[0]:>10.2f} {r.search[1]:>7.2f}  {r.recall[0]:>17.2f} {r.recall[1]:>7.2f}"
+        )
     print("  encode = the query through the model in the embedding executor; search = indexes.search (generation")
     print("  check + FAISS in a worker thread); build = read from SQLite, index, persist")
 
     print()
     print("Approximate (HNSW) / exact")
-    print(f"  {'vectors':>8}  {'search p50':>10}  {'encode+search p50':>17}  "
-          f"{'recall@10 chat queries':>22}  {'recall@10 near queries':>22}")
+    print(
+        f"  {'vectors':>8}  {'search p50':>10}  {'encode+search p50':>17}  "
+        f"{'recall@10 chat queries':>22}  {'recall@10 near queries':>22}"
+    )
     for n in sizes:
         exact = next(r for r in rows if r.vectors == n and r.kind == EXACT)
         approx = next(r for r in rows if r.vectors == n and r.kind == HNSW)
         chat = recall_at_k(exact.top_ids, approx.top_ids)
         near = recall_at_k(exact.top_ids_near, approx.top_ids_near)
-        print(f"  {n:>8,}  {approx.search[0] / exact.search[0]:>10.3f}  {approx.recall[0] / exact.recall[0]:>17.3f}  "
-              f"{chat:>13.3f} (cos {exact.top1_cos:.2f})  {near:>13.3f} (cos {exact.top1_cos_near:.2f})")
+        print(
+            f"  {n:>8,}  {approx.search[0] / exact.search[0]:>10.3f}  {approx.recall[0] / exact.recall[0]:>17.3f}  "
+            f"{chat:>13.3f} (cos {exact.top1_cos:.2f})  {near:>13.3f} (cos {exact.top1_cos_near:.2f})"
+        )
     print("  ratios of p50s; recall@10 of HNSW against exact on the same queries, with the mean top-1 cosine:")
     print("  chat queries have no real neighbours among these random vectors: their hits are near-ties at a low")
     print("  cosine, which HNSW orders loosely; near queries are new points of the stored topics, as questions")

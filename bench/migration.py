@@ -87,8 +87,11 @@ class LagProbe:
 async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-migration-"))
     tiny = build_tiny_qwen3_embedder(root / "tiny-qwen3")
-    settings = default_settings(profile="qwen3_medium_performance", paths={"data_dir": str(root / "data")},
-                                model_overrides={"embedding_path": str(tiny), "embedding_dimension": 64})
+    settings = default_settings(
+        profile="qwen3_medium_performance",
+        paths={"data_dir": str(root / "data")},
+        model_overrides={"embedding_path": str(tiny), "embedding_dimension": 64},
+    )
     messages = sample_messages(args.messages)
     memory = await Memory.open(settings, start_capture=False)
     try:
@@ -125,12 +128,16 @@ async def main(args: argparse.Namespace) -> None:
     raw_rate, migration_rate = len(texts) / raw_seconds, len(texts) / migration_seconds
     print(f"messages: {len(texts)} in 4 channels, batch size {args.batch_size}, model {target.model}")
     print(f"raw encode:        {raw_rate:8.1f} texts/s   ({raw_seconds:.1f} s, mean of a run before and after)")
-    print(f"migration (all):   {migration_rate:8.1f} msgs/s    ({migration_seconds:.1f} s: backfill, catch-up, "
-          "verify incl. old-vs-new agreement, swap)")
+    print(
+        f"migration (all):   {migration_rate:8.1f} msgs/s    ({migration_seconds:.1f} s: backfill, catch-up, "
+        "verify incl. old-vs-new agreement, swap)"
+    )
     print(f"ratio migration / raw encode: {migration_rate / raw_rate:.2f}   (target >= 0.90)")
-    print(f"event-loop lag during migration: p50 {statistics.median(probe.lags_ms):.1f} ms, "
-          f"p99 {probe.quantile(0.99):.1f} ms, max {max(probe.lags_ms):.1f} ms over {len(probe.lags_ms)} ticks "
-          "(target p99 < 50 ms)")
+    print(
+        f"event-loop lag during migration: p50 {statistics.median(probe.lags_ms):.1f} ms, "
+        f"p99 {probe.quantile(0.99):.1f} ms, max {max(probe.lags_ms):.1f} ms over {len(probe.lags_ms)} ticks "
+        "(target p99 < 50 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -103,9 +103,7 @@ class MigrationSettings:
         a command-line flag) wins over these settings, value by value. One rule for both faces."""
         return resolve_profile(
             profile or self.target_profile,
-            ModelOverrides(
-                embedding_path or self.target_embedding_path, dimension or self.target_embedding_dimension
-            ),
+            ModelOverrides(embedding_path or self.target_embedding_path, dimension or self.target_embedding_dimension),
         )
 
 

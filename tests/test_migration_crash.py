@@ -25,8 +25,14 @@ pytestmark = pytest.mark.slow
 
 def cli(settings: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def progress(db: Path) -> int:
@@ -61,10 +67,15 @@ def target_vectors(db: Path) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarr
         space = conn.execute("SELECT target_space_id FROM migrations ORDER BY id DESC LIMIT 1").fetchone()[0]
         result = {}
         for guild, channel in CHANNELS:
-            rows = conn.execute("SELECT message_id, vector FROM embeddings WHERE space_id = ? AND guild_id = ? AND "
-                                "channel_id = ? ORDER BY message_id", (space, guild, channel)).fetchall()
-            result[(guild, channel)] = (np.array([r[0] for r in rows]),
-                                        np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
+            rows = conn.execute(
+                "SELECT message_id, vector FROM embeddings WHERE space_id = ? AND guild_id = ? AND "
+                "channel_id = ? ORDER BY message_id",
+                (space, guild, channel),
+            ).fetchall()
+            result[(guild, channel)] = (
+                np.array([r[0] for r in rows]),
+                np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
+            )
         return result
     finally:
         conn.close()

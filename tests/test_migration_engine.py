@@ -21,6 +21,7 @@ from tests.factories import TOPICS, message, qwen3_target
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test runs on SQLite + FAISS and on Postgres
 
+
 async def fill(memory: Memory, channels: dict[tuple[int, int], int], start_id: int = 10_000) -> list[int]:
     """Post ``n`` messages in each (guild, channel) through the real capture path."""
     ids, next_id = [], start_id
