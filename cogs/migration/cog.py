@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -57,6 +57,16 @@ from qwen3_memory.models.profiles import PROFILES, Profile
 from qwen3_memory.units import human_duration
 
 log = logging.getLogger(__name__)
+
+SWAP_REPLIES = (
+    "🔀 {count} channel(s) now read from the new space: {names}. `/migrate rollback` points them back instantly.",
+    "Nothing to swap: no channel of migration #{job} is verified and still on the old space (see `/migrate status`).",
+)
+ROLLBACK_REPLIES = (
+    "↩️ {count} channel(s) read from the old space again: {names}. The new space stays up to date; "
+    "`/migrate swap` moves them back.",
+    "Nothing to roll back: no channel of migration #{job} reads from the new space.",
+)
 
 STATUS_REFRESH_S = 3.0  # how often /migrate status edits its embed while the job runs
 STATUS_FOLLOW_S = 14 * 60.0  # and for how long at most (an interaction token lives 15 minutes)
@@ -505,6 +515,21 @@ class MigrationCog(commands.Cog, name="Migration"):
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     # ------------------------------------------------------------------ /migrate swap, rollback, finalize
+    async def _move_read_pointers(
+        self,
+        interaction: discord.Interaction,
+        move: Callable[[int, int | None, int | None], Awaitable[list[int]]],
+        replies: tuple[str, str],
+        channel: discord.abc.GuildChannel | discord.Thread | None,
+        job: int | None,
+    ) -> None:
+        """Swap or roll back (``move``) one channel or all; ``replies``: what to say when channels moved, or none."""
+        job_id = await self.job_id(interaction, job)
+        changed = await move(job_id, channel.id if channel else None, interaction.guild_id)
+        names = ", ".join(channel_label(interaction.guild, c) for c in changed)
+        text = (replies[0] if changed else replies[1]).format(count=len(changed), names=names, job=job_id)
+        await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
     @migrate.command(name="swap", description="Point verified channels at the new space (one channel, or all)")
     @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
     async def swap(
@@ -513,17 +538,7 @@ class MigrationCog(commands.Cog, name="Migration"):
         channel: discord.TextChannel | discord.Thread | None = None,
         job: int | None = None,
     ) -> None:
-        job_id = await self.job_id(interaction, job)
-        changed = await self.engine.swap(job_id, channel.id if channel else None, interaction.guild_id)
-        names = ", ".join(channel_label(interaction.guild, c) for c in changed)
-        text = (
-            f"🔀 {len(changed)} channel(s) now read from the new space: {names}. `/migrate rollback` points them "
-            "back instantly."
-            if changed
-            else f"Nothing to swap: no channel of migration #{job_id} is verified and still on the old space "
-            "(see `/migrate status`)."
-        )
-        await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+        await self._move_read_pointers(interaction, self.engine.swap, SWAP_REPLIES, channel, job)
 
     @migrate.command(name="rollback", description="Point swapped channels back at the old space (one, or all)")
     @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
@@ -533,16 +548,7 @@ class MigrationCog(commands.Cog, name="Migration"):
         channel: discord.TextChannel | discord.Thread | None = None,
         job: int | None = None,
     ) -> None:
-        job_id = await self.job_id(interaction, job)
-        changed = await self.engine.rollback(job_id, channel.id if channel else None, interaction.guild_id)
-        names = ", ".join(channel_label(interaction.guild, c) for c in changed)
-        text = (
-            f"↩️ {len(changed)} channel(s) read from the old space again: {names}. The new space stays up to date; "
-            "`/migrate swap` moves them back."
-            if changed
-            else f"Nothing to roll back: no channel of migration #{job_id} reads from the new space."
-        )
-        await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+        await self._move_read_pointers(interaction, self.engine.rollback, ROLLBACK_REPLIES, channel, job)
 
     @migrate.command(name="finalize", description="Delete the old vectors for good (after a passing verify)")
     @app_commands.describe(job="Migration number (default: this server's latest)")
