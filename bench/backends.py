@@ -336,7 +336,7 @@ def migration_channels(corpus: Corpus, budget: int) -> list[Channel]:
 async def migrate(memory: Memory, target, channels: list[Channel], batch_size: int) -> dict[str, float]:
     engine = MigrationEngine(memory)
     job = await engine.start(target, backup=False, batch_size=batch_size, channel_ids=[c.channel_id for c in channels])
-    probe = LagProbe(TICK, lambda: engine._progress[job.id].phase if job.id in engine._progress else "starting")
+    probe = LagProbe(TICK, lambda: (engine.progress(job.id) or {"phase": "starting"})["phase"])
     probe.start()
     started = time.perf_counter()
     job = await engine.run(job.id)
