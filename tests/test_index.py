@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qwen3_memory.backends.sqlite import store as store_module
 from qwen3_memory.backends.sqlite.index import EXACT, HNSW, IndexParams, VectorIndex
 from qwen3_memory.backends.sqlite.indexes import ChannelIndexes
 from qwen3_memory.backends.sqlite.store import SQLiteStore
@@ -292,7 +293,7 @@ async def test_a_damaged_index_file_is_rebuilt_from_sqlite(store, indexes, space
     assert VectorIndex.load(path, IndexParams()).generation == index.generation  # the rebuilt file is sound
 
 
-async def test_an_index_missing_vectors_added_behind_its_back_is_rebuilt(store, indexes, space, vectors_dir, filled):
+async def test_an_index_missing_vectors_added_behind_its_back_catches_up(store, indexes, space, vectors_dir, filled):
     extra = gaussian_unit_vectors(5, DIM, seed=7)
     batch = messages(range(101, 106))
     await store.add_messages(batch)
@@ -300,10 +301,11 @@ async def test_an_index_missing_vectors_added_behind_its_back_is_rebuilt(store, 
     restarted = ChannelIndexes(store, vectors_dir)
 
     assert await search_ids(restarted, space, extra[2], 1) == [103]
-    assert restarted.rebuilds == 1 and len(await restarted.get(space, 1, 10)) == 105
+    assert len(await restarted.get(space, 1, 10)) == 105
+    assert (restarted.rebuilds, restarted.catch_ups) == (0, 1)  # the 5 logged changes, not a rebuild
 
 
-async def test_an_index_stale_after_an_edit_with_the_same_count_is_rebuilt(store, indexes, space, vectors_dir, filled):
+async def test_an_index_stale_after_an_edit_with_the_same_count_catches_up(store, indexes, space, vectors_dir, filled):
     edited = replace(messages([42])[0], content="an edited message", edited_at=1.0)
     new_vector = gaussian_unit_vectors(1, DIM, seed=99)
     await store.add_messages([edited])  # drops the old vector: count 99
@@ -314,7 +316,7 @@ async def test_an_index_stale_after_an_edit_with_the_same_count_is_rebuilt(store
     assert await search_ids(restarted, space, new_vector[0], 1) == [42]
     scores = dict(await restarted.search(space, 1, 10, filled[41], 100))
     assert scores[42] == pytest.approx(float(filled[41] @ new_vector[0]), abs=1e-5)  # not the stale vector's 1.0
-    assert restarted.rebuilds == 1
+    assert (restarted.rebuilds, restarted.catch_ups) == (0, 1)
 
 
 async def test_a_cached_index_picks_up_vectors_written_by_another_process(store, indexes, space, filled, tmp_path):
@@ -328,6 +330,61 @@ async def test_a_cached_index_picks_up_vectors_written_by_another_process(store,
         await other.close()
 
     assert await search_ids(indexes, space, extra[0], 1) == [500]
+
+
+async def test_an_index_that_applies_its_own_write_after_another_process_wrote_still_gets_both(
+    store, indexes, space, filled, tmp_path
+):
+    await search_ids(indexes, space, filled[0])  # cached in this process (the bot)
+    other = await SQLiteStore.open(tmp_path / "memory.db")  # a command-line migration beside it
+    try:
+        theirs = gaussian_unit_vectors(30, DIM, seed=11)
+        await other.add_messages(messages(range(500, 530)))
+        await other.put_vectors(space, messages(range(500, 530)), theirs)
+    finally:
+        await other.close()
+    ours = gaussian_unit_vectors(1, DIM, seed=12)
+    await write(store, space, messages([600]), ours)  # this process writes before it searches again
+
+    assert await search_ids(indexes, space, ours[0], 1) == [600]
+    assert [(await search_ids(indexes, space, theirs[i], 1))[0] for i in range(30)] == list(range(500, 530))
+    assert len(await indexes.get(space, 1, 10)) == 131 == await store.count_vectors(space.id, 1, 10)
+
+
+async def test_a_deletion_by_another_process_leaves_this_processs_index(store, indexes, space, filled, tmp_path):
+    await search_ids(indexes, space, filled[0])
+    rebuilds = indexes.rebuilds
+    other = await SQLiteStore.open(tmp_path / "memory.db")
+    try:
+        await other.delete_messages([7, 8])
+    finally:
+        await other.close()
+
+    assert 7 not in await search_ids(indexes, space, filled[6], 100)
+    assert len(await indexes.get(space, 1, 10)) == 98 and indexes.rebuilds == rebuilds and indexes.catch_ups == 1
+
+
+async def test_an_index_further_behind_than_the_change_log_reaches_is_rebuilt(
+    store, indexes, space, vectors_dir, filled
+):
+    await store.flush()
+    await store.add_messages(messages(range(101, 106)))
+    await store.put_vectors(space, messages(range(101, 106)), gaussian_unit_vectors(5, DIM, seed=3))
+    async with store.transaction() as db:  # the log was cut back past the file's generation
+        await db.execute("DELETE FROM vector_changes")
+    restarted = ChannelIndexes(store, vectors_dir)
+
+    assert len(await restarted.get(space, 1, 10)) == 105
+    assert (restarted.rebuilds, restarted.catch_ups) == (1, 0)
+
+
+async def test_flush_cuts_the_change_log_back(store, space, monkeypatch):
+    monkeypatch.setattr(store_module, "KEEP_CHANGES", 10)
+    await write(store, space, messages(range(1, 41)), gaussian_unit_vectors(40, DIM))
+    await store.flush()
+
+    rows = await store.fetchall("SELECT MIN(generation), MAX(generation), COUNT(*) FROM vector_changes")
+    assert tuple(rows[0]) == (31, 40, 10)
 
 
 async def test_indexes_are_per_channel(store, indexes, space):

@@ -1,10 +1,15 @@
 """The SQLite store's live set of channel indexes: loaded lazily, kept in sync with the rows, flushed to disk.
 
 Owned by :class:`SQLiteStore`, which calls ``add``/``remove`` inside the same ``writing()`` section as
-the row change; nothing else writes here. An index file is trusted only if it reflects the database
-exactly: same vector count and same store *generation* (a counter the database bumps on every
-vector change of that space+channel). Otherwise (missing, damaged, stale after a crash) it is
-rebuilt from SQLite in a worker thread. Without a ``vectors_dir`` the indexes live in memory only.
+the row change; nothing else writes here. Every index carries the *generation* of the rows it
+reflects: a counter the database bumps on every vector change of that (space, channel), logging
+which message changed at each value (``vector_changes``). Several processes may write one SQLite
+memory (the bot and a command-line migration), so an index never adopts the database's generation
+blindly: after its own write it moves to the new generation only if it was current just before
+that write; else, and whenever a search finds it behind, it applies exactly the logged changes it
+lacks (another process's included). A file or cache the log no longer reaches back to, or one
+that is damaged, is rebuilt from SQLite in a worker thread. Without a ``vectors_dir`` the indexes
+live in memory only.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +34,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Key = tuple[int, int, int]  # (space id, guild id, channel id)
+Generations = dict[Key, tuple[int, int]]  # what one write transaction moved: (before, after) per key
+
+
+@dataclass(frozen=True)
+class VectorChanges:
+    """What changed in one (space, channel) after a generation, as of ``generation`` (one snapshot)."""
+
+    generation: int
+    count: int  # vectors the channel holds in the space at ``generation``
+    ids: np.ndarray  # messages whose vector is new or replaced: their current vectors follow
+    vectors: np.ndarray
+    removed: np.ndarray  # messages whose vector is gone
+
+
+def _apply(index: VectorIndex, changes: VectorChanges) -> None:
+    index.remove(changes.removed)
+    index.upsert(changes.ids, changes.vectors)
 
 
 class ChannelIndexes:
@@ -39,6 +62,7 @@ class ChannelIndexes:
         self._dirty: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self.rebuilds = 0
+        self.catch_ups = 0
         self._sync = asyncio.Lock()
 
     @asynccontextmanager
@@ -64,7 +88,7 @@ class ChannelIndexes:
         """The channel's index in ``space``: cached, else loaded from disk if in sync, else rebuilt.
 
         ``validate`` also checks a cached index against the store's generation, so vectors written
-        by another process (a command-line migration beside the bot) are picked up before a search.
+        by another process (a command-line migration beside the bot) are applied before a search.
         """
         key = (space.id, guild_id, channel_id)
         index = self._indexes.get(key)
@@ -72,7 +96,7 @@ class ChannelIndexes:
             async with self._sync:
                 if index.generation != await self.store.vector_generation(space.id, guild_id, channel_id):
                     async with self._lock(key):
-                        return await self.rebuild(space, guild_id, channel_id)
+                        return await self.catch_up(space, guild_id, channel_id, index)
         if index is not None:
             return index
         async with self._lock(key):
@@ -94,6 +118,8 @@ class ChannelIndexes:
             else:
                 if len(index) == count and index.generation == generation and index.dimension == space.dimension:
                     return index
+                if index.dimension == space.dimension and index.generation < generation:
+                    return await self.catch_up(space, guild_id, channel_id, index)
                 log.info(
                     "index %s is out of sync (%d vectors, db %d; generation %d, db %d); rebuilding",
                     path,
@@ -114,8 +140,29 @@ class ChannelIndexes:
         self.rebuilds += 1
         return index
 
-    async def add(self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray) -> None:
-        """Add vectors the store has just accepted (``put_vectors``' return) to their channel indexes."""
+    async def catch_up(self, space: SpaceRecord, guild_id: int, channel_id: int, index: VectorIndex) -> VectorIndex:
+        """Apply to ``index`` exactly the logged changes after its generation; rebuild when the log does not
+        reach back that far or the result disagrees with the database's count."""
+        key = (space.id, guild_id, channel_id)
+        changes = await self.store.vector_changes_since(space, guild_id, channel_id, index.generation)
+        if changes is None:
+            log.info("index %s is behind the change log (generation %d); rebuilding", key, index.generation)
+            return await self.rebuild(space, guild_id, channel_id)
+        await asyncio.to_thread(_apply, index, changes)
+        index.generation = changes.generation
+        if len(index) != changes.count:  # pragma: no cover - a log that disagrees with its rows: trust the rows
+            log.warning("index %s holds %d vectors after catching up, the database %d", key, len(index), changes.count)
+            return await self.rebuild(space, guild_id, channel_id)
+        self._indexes[key] = index
+        self._dirty.add(key)
+        self.catch_ups += 1
+        return index
+
+    async def add(
+        self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray, generations: Generations
+    ) -> None:
+        """Add vectors the store has just written (``put_vectors``' accepted rows) to their channel indexes;
+        ``generations``: what that write transaction moved."""
         by_channel: dict[tuple[int, int], list[int]] = {}
         for row, message in enumerate(messages):
             by_channel.setdefault((message.guild_id, message.channel_id), []).append(row)
@@ -123,13 +170,13 @@ class ChannelIndexes:
             index = await self.get(space, guild_id, channel_id)
             ids = np.array([messages[r].id for r in rows], dtype=np.int64)
             await asyncio.to_thread(index.upsert, ids, vectors[rows])
-            await self._mark_dirty(space.id, guild_id, channel_id, index)
+            self._advance((space.id, guild_id, channel_id), index, generations)
 
-    async def remove(self, messages: Sequence[StoredMessage]) -> None:
+    async def remove(self, messages: Sequence[StoredMessage], generations: Generations) -> None:
         """Remove deleted or edited messages from every loaded index of their channels.
 
-        Indexes not loaded need nothing: their stored generation no longer matches, so they are
-        rebuilt on first use.
+        Indexes not loaded need nothing: their stored generation is behind, so they catch up (or are
+        rebuilt) on first use.
         """
         by_channel: dict[tuple[int, int], list[int]] = {}
         for message in messages:
@@ -138,11 +185,15 @@ class ChannelIndexes:
             ids = by_channel.get((key[1], key[2]))
             if ids:
                 await asyncio.to_thread(index.remove, np.array(ids, dtype=np.int64))
-                await self._mark_dirty(*key, index)
+                self._advance(key, index, generations)
 
-    async def _mark_dirty(self, space_id: int, guild_id: int, channel_id: int, index: VectorIndex) -> None:
-        index.generation = await self.store.vector_generation(space_id, guild_id, channel_id)
-        self._dirty.add((space_id, guild_id, channel_id))
+    def _advance(self, key: Key, index: VectorIndex, generations: Generations) -> None:
+        """After applying its own write: current again only if it was current just before that write. An index
+        behind then (another process wrote) keeps its generation, so the next search catches up exactly."""
+        before, after = generations.get(key, (None, None))
+        if index.generation == before:
+            index.generation = after
+        self._dirty.add(key)
 
     async def search(
         self, space: SpaceRecord, guild_id: int, channel_id: int, query: np.ndarray, k: int
@@ -158,10 +209,12 @@ class ChannelIndexes:
         index = await self.get(space, guild_id, channel_id, validate=True)
         return await asyncio.to_thread(index.search, queries, k)
 
-    async def flush(self) -> int:
-        """Persist every changed index (switching exact <-> HNSW when a channel crossed the threshold)."""
+    async def flush(self) -> list[tuple[Key, int]]:
+        """Persist every changed index (switching exact <-> HNSW when a channel crossed the threshold);
+        returns the indexes written with the generation each reflects."""
         dirty, self._dirty = self._dirty, set()
         spaces = {s.id: s for s in await self.store.list_spaces()}
+        saved = []
         for key in dirty:
             index = self._indexes.get(key)
             space = spaces.get(key[0])
@@ -171,7 +224,8 @@ class ChannelIndexes:
             if wanted != index.kind:
                 await asyncio.to_thread(index.rebuild, wanted)
             await self._save(index, self.path(space, key[1], key[2]))
-        return len(dirty)
+            saved.append((key, index.generation))
+        return saved
 
     @staticmethod
     async def _save(index: VectorIndex, path: Path | None) -> None:

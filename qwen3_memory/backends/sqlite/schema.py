@@ -132,5 +132,45 @@ CREATE TABLE opted_out_users (          -- /memory forget-me: never capture this
 ) WITHOUT ROWID;
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+
+def _logging_trigger(name: str, event: str, row: str, bump: str) -> str:
+    """A trigger that bumps the (space, channel) generation and logs which message changed at it."""
+    where = f"space_id = {row}.space_id AND guild_id = {row}.guild_id AND channel_id = {row}.channel_id"
+    return f"""
+CREATE TRIGGER {name} AFTER {event} ON embeddings BEGIN
+    {bump.format(row=row, where=where)};
+    INSERT INTO vector_changes(space_id, guild_id, channel_id, generation, message_id)
+    SELECT {row}.space_id, {row}.guild_id, {row}.channel_id, generation, {row}.message_id
+    FROM vector_generations WHERE {where};
+END;"""
+
+
+_INSERT_BUMP = (
+    "INSERT INTO vector_generations VALUES ({row}.space_id, {row}.guild_id, {row}.channel_id, 1) "
+    "ON CONFLICT DO UPDATE SET generation = generation + 1"
+)
+_CHANGE_BUMP = "UPDATE vector_generations SET generation = generation + 1 WHERE {where}"
+
+# Which message's vector changed at each generation of a (space, channel): a process whose cached index
+# is at generation g applies exactly the changes after g (another process's writes included) instead
+# of rebuilding, and can tell when the log no longer reaches back to g (then it rebuilds).
+_V4 = (
+    """
+CREATE TABLE vector_changes (
+    space_id INTEGER NOT NULL,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (space_id, guild_id, channel_id, generation)
+) WITHOUT ROWID;
+DROP TRIGGER embeddings_insert;
+DROP TRIGGER embeddings_update;
+DROP TRIGGER embeddings_delete;"""
+    + _logging_trigger("embeddings_insert", "INSERT", "new", _INSERT_BUMP)
+    + _logging_trigger("embeddings_update", "UPDATE", "new", _CHANGE_BUMP)
+    + _logging_trigger("embeddings_delete", "DELETE", "old", _CHANGE_BUMP)
+)
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

@@ -30,13 +30,14 @@ from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
 from qwen3_memory.backends.sqlite.index import IndexParams
-from qwen3_memory.backends.sqlite.indexes import ChannelIndexes
+from qwen3_memory.backends.sqlite.indexes import ChannelIndexes, Generations, VectorChanges
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
 
 BUSY_TIMEOUT_MS = 5000
+KEEP_CHANGES = 10_000  # change-log entries kept per (space, channel) behind its newest flushed index
 
 
 def _placeholders(n: int) -> str:
@@ -55,6 +56,32 @@ def _tree_bytes(root: Path | None) -> int:
             except FileNotFoundError:
                 continue
     return total
+
+
+async def _generations(
+    db: aiosqlite.Connection, channels: Iterable[tuple[int, int]], space_id: int | None = None
+) -> dict[tuple[int, int, int], int]:
+    """The current generation of every (space, guild, channel) of ``channels`` (one space, or all), in ``db``'s
+    transaction."""
+    pairs = sorted(set(channels))
+    if not pairs:
+        return {}
+    values = ",".join("(?,?)" for _ in pairs)
+    sql = (
+        "SELECT space_id, guild_id, channel_id, generation FROM vector_generations "
+        f"WHERE (guild_id, channel_id) IN (VALUES {values})"
+    )
+    params: list[int] = [x for pair in pairs for x in pair]
+    if space_id is not None:
+        sql += " AND space_id = ?"
+        params.append(space_id)
+    rows = await (await db.execute(sql, params)).fetchall()
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+
+def _moved(before: dict[tuple[int, int, int], int], after: dict[tuple[int, int, int], int]) -> Generations:
+    """(before, after) of every generation a transaction moved."""
+    return {key: (before.get(key, 0), value) for key, value in after.items() if value != before.get(key, 0)}
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -78,7 +105,10 @@ class SQLiteStore(PortableReads):
         self.path = path
         self.where = str(path)  # how messages name this memory's location (the Postgres store redacts its DSN)
         self._conn = conn
-        self._write_lock = asyncio.Lock()
+        # Every use of the connection, reads included, holds this lock: a read left open on the connection
+        # would pin an old snapshot, and a write begun after another process committed would then fail at
+        # once instead of waiting out the busy timeout.
+        self._lock = asyncio.Lock()
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
         self.indexes = ChannelIndexes(self, vectors_dir, params)
@@ -118,7 +148,7 @@ class SQLiteStore(PortableReads):
         return store
 
     async def close(self) -> None:
-        async with self._write_lock:
+        async with self._lock:
             await self._conn.close()
 
     def make_claims(self) -> LocalClaims:
@@ -126,8 +156,18 @@ class SQLiteStore(PortableReads):
         return LocalClaims()
 
     async def flush(self) -> int:
-        """Persist every index changed since the last flush; returns how many were written."""
-        return await self.indexes.flush()
+        """Persist every index changed since the last flush; returns how many were written. The change log
+        of each written index is cut back to its last ``KEEP_CHANGES`` entries (a cache further behind rebuilds)."""
+        saved = await self.indexes.flush()
+        prune = [(k[0], k[1], k[2], generation - KEEP_CHANGES) for k, generation in saved if generation > KEEP_CHANGES]
+        if prune:
+            async with self.transaction() as db:
+                await db.executemany(
+                    "DELETE FROM vector_changes WHERE space_id = ? AND guild_id = ? AND channel_id = ? "
+                    "AND generation <= ?",
+                    prune,
+                )
+        return len(saved)
 
     async def disk_footprint(self) -> DiskFootprint:
         """The database file with its write-ahead log, and the index files under ``vectors_dir``."""
@@ -140,8 +180,9 @@ class SQLiteStore(PortableReads):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; rolled back on any error. Lock errors become :class:`StoreLocked`."""
-        async with self._write_lock:
+        """One write transaction, begun IMMEDIATE before any read it makes; rolled back on any error.
+        Lock errors become :class:`StoreLocked`."""
+        async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -166,11 +207,11 @@ class SQLiteStore(PortableReads):
                     raise
 
     async def fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cur:
+        async with self._lock, self._conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cur:
+        async with self._lock, self._conn.execute(sql, params) as cur:
             return await cur.fetchone()
 
     async def _upgrade_schema(self) -> None:
@@ -312,13 +353,16 @@ class SQLiteStore(PortableReads):
         if not messages:
             return []
         async with self.indexes.writing():
-            changed, edited = await self._write_messages(messages)
+            changed, edited, generations = await self._write_messages(messages)
             if edited:
-                await self.indexes.remove(edited)
+                await self.indexes.remove(edited, generations)
         return changed
 
-    async def _write_messages(self, messages: list[StoredMessage]) -> tuple[list[StoredMessage], list[StoredMessage]]:
-        """(new or changed messages, the changed ones that existed before) in one transaction."""
+    async def _write_messages(
+        self, messages: list[StoredMessage]
+    ) -> tuple[list[StoredMessage], list[StoredMessage], Generations]:
+        """(new or changed messages, the changed ones that existed before, the generations their vectors'
+        removal moved) in one transaction."""
         ids = [m.id for m in messages]
         async with self.transaction() as db:
             existing = {
@@ -329,8 +373,12 @@ class SQLiteStore(PortableReads):
             }
             changed = [m for m in messages if existing.get(m.id) != m.content]
             stale = [m.id for m in changed if m.id in existing]
+            generations: Generations = {}
             if stale:
+                channels = {(m.guild_id, m.channel_id) for m in changed if m.id in existing}
+                before = await _generations(db, channels)
                 await db.execute(f"DELETE FROM embeddings WHERE message_id IN ({_placeholders(len(stale))})", stale)
+                generations = _moved(before, await _generations(db, channels))
                 await db.execute(f"DELETE FROM messages_fts WHERE rowid IN ({_placeholders(len(stale))})", stale)
             await db.executemany(
                 f"INSERT INTO messages({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
@@ -345,7 +393,7 @@ class SQLiteStore(PortableReads):
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
                 [(m.id, fts_document(m.content)) for m in changed],
             )
-        return changed, [m for m in changed if m.id in existing]
+        return changed, [m for m in changed if m.id in existing], generations
 
     async def delete_messages(self, message_ids: Iterable[int]) -> list[StoredMessage]:
         """Delete messages with their vectors in every space (FK cascade) and every loaded index."""
@@ -360,10 +408,14 @@ class SQLiteStore(PortableReads):
                             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk
                         )
                     ).fetchall()
+                    gone = [message_of(r) for r in rows]
+                    channels = {(m.guild_id, m.channel_id) for m in gone}
+                    before = await _generations(db, channels)
                     await db.execute(f"DELETE FROM messages WHERE id IN ({_placeholders(len(chunk))})", chunk)
-                deleted.extend(message_of(r) for r in rows)
-            if deleted:
-                await self.indexes.remove(deleted)
+                    generations = _moved(before, await _generations(db, channels))
+                if gone:
+                    await self.indexes.remove(gone, generations)
+                deleted.extend(gone)
         return deleted
 
     async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None:
@@ -425,17 +477,20 @@ class SQLiteStore(PortableReads):
         if not messages:
             return []
         async with self.indexes.writing():
-            keep = await self._write_vector_rows(space, messages, vectors)
+            keep, generations = await self._write_vector_rows(space, messages, vectors)
             if keep:
-                await self.indexes.add(space, [messages[i] for i in keep], vectors[keep])
+                await self.indexes.add(space, [messages[i] for i in keep], vectors[keep], generations)
         return [messages[i] for i in keep]
 
     async def _write_vector_rows(
         self, space: SpaceRecord, messages: Sequence[StoredMessage], vectors: np.ndarray
-    ) -> list[int]:
-        """Rows of ``messages`` whose vectors were upserted (their text is still the one embedded)."""
+    ) -> tuple[list[int], Generations]:
+        """Rows of ``messages`` whose vectors were upserted (their text is still the one embedded), and the
+        generations this transaction moved: exactly its own changes lie between their two values."""
         ids = [m.id for m in messages]
+        channels = {(m.guild_id, m.channel_id) for m in messages}
         async with self.transaction() as db:
+            before = await _generations(db, channels, space.id)
             current = {
                 r[0]: r[1]
                 for r in await (
@@ -451,7 +506,8 @@ class SQLiteStore(PortableReads):
                     for i in keep
                 ],
             )
-        return keep
+            generations = _moved(before, await _generations(db, channels, space.id))
+        return keep, generations
 
     async def count_vectors(self, space_id: int, guild_id: int, channel_id: int) -> int:
         row = await self.fetchone(
@@ -531,8 +587,63 @@ class SQLiteStore(PortableReads):
                     "DELETE FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
                     (space_id, guild_id, channel_id),
                 )
+                await db.execute(  # nothing is left to catch up with: a cache of it rebuilds (empty)
+                    "DELETE FROM vector_changes WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+                    (space_id, guild_id, channel_id),
+                )
             await self.indexes.delete_files(space, guild_id, channel_id)
         return cur.rowcount
+
+    async def vector_changes_since(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, generation: int
+    ) -> VectorChanges | None:
+        """What changed in (space, channel) after ``generation``, read in one snapshot in a worker thread:
+        the current vectors of the messages changed since, and those removed. None when the change log no
+        longer reaches back that far (pruned, or written before it existed): then only a rebuild is exact."""
+        return await asyncio.to_thread(self._vector_changes_since_sync, space, guild_id, channel_id, generation)
+
+    def _vector_changes_since_sync(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, generation: int
+    ) -> VectorChanges | None:
+        key = (space.id, guild_id, channel_id)
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("BEGIN")  # one snapshot: the log, the vectors and the generation agree
+            row = conn.execute(
+                "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
+                key,
+            ).fetchone()
+            current = int(row[0]) if row else 0
+            changes = conn.execute(
+                "SELECT generation, message_id FROM vector_changes WHERE space_id = ? AND guild_id = ? "
+                "AND channel_id = ? AND generation > ? AND generation <= ? ORDER BY generation",
+                (*key, generation, current),
+            ).fetchall()
+            if current < generation or (current > generation and (not changes or changes[0][0] != generation + 1)):
+                return None
+            changed = sorted({message_id for _, message_id in changes})
+            found: dict[int, bytes] = {}
+            for start in range(0, len(changed), 500):
+                chunk = changed[start : start + 500]
+                found.update(
+                    conn.execute(
+                        "SELECT message_id, vector FROM embeddings WHERE space_id = ? AND guild_id = ? "
+                        f"AND channel_id = ? AND message_id IN ({_placeholders(len(chunk))})",
+                        (*key, *chunk),
+                    ).fetchall()
+                )
+            count = conn.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?", key
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        ids = np.array(sorted(found), dtype=np.int64)
+        vectors = np.frombuffer(b"".join(found[i] for i in ids.tolist()), dtype=np.float32).reshape(
+            len(ids), space.dimension
+        )
+        removed = np.array([i for i in changed if i not in found], dtype=np.int64)
+        return VectorChanges(current, int(count), ids, vectors, removed)
 
     # ------------------------------------------------------------------ vector search
     async def search(
