@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import sqlite3
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -577,3 +578,41 @@ async def test_one_put_vectors_call_makes_vectors_searchable_and_one_delete_forg
     await any_store.delete_messages([2])
     assert 2 not in [i for i, _ in await any_store.search(space, 1, 10, vectors[1], 3)]
     assert len(await any_store.index_info(space, 1, 10)) == 2
+
+
+async def test_writes_wait_out_another_writer_while_this_process_reads(sqlite_store, db_path):
+    """A read in flight on the store's connection must not pin an old snapshot: a write begun then, after
+    another process committed, would fail at once instead of waiting out the busy timeout."""
+    store = sqlite_store
+    await store.add_messages([message(i, f"line {i} of a long channel") for i in range(1, 3001)])
+    stop = threading.Event()
+
+    def other_process_writes() -> None:
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=5)
+        try:
+            n = 0
+            while not stop.is_set():
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("UPDATE messages SET author_name = ? WHERE id = 1", (f"other {n}",))
+                conn.execute("COMMIT")
+                n += 1
+                time.sleep(0.0005)
+        finally:
+            conn.close()
+
+    async def read() -> None:
+        for _ in range(40):
+            assert len(await store.fetchall("SELECT id, content FROM messages")) >= 3000
+
+    async def write() -> None:
+        for i in range(40):
+            await store.add_messages([message(10_000 + i, f"new line {i}")])
+
+    writer = threading.Thread(target=other_process_writes)
+    writer.start()
+    try:
+        await asyncio.gather(read(), read(), write())
+    finally:
+        stop.set()
+        writer.join()
+    assert await store.count_messages(1, 10) == 3040
