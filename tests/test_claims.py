@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_memory.backends.claims import AdvisoryClaims, LocalClaims, claim_key
+from qwen3_memory.backends.claims import AdvisoryClaims, claim_key
+from qwen3_memory.backends.sqlite.claims import LeaseClaims
+from qwen3_memory.backends.sqlite.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,13 +25,21 @@ def test_claim_keys_are_stable_signed_64_bit_and_distinct():
     assert all(-(2**63) <= claim_key("job", i) < 2**63 for i in range(100))
 
 
-async def test_local_claims_exclude_within_the_process():
-    claims = LocalClaims()
+@pytest.fixture
+async def sqlite_memory(tmp_path):
+    store = await SQLiteStore.open(tmp_path / "memory.db")
+    yield store
+    await store.close()
+
+
+async def test_lease_claims_exclude_within_the_process(sqlite_memory):
+    claims = LeaseClaims(sqlite_memory)
     assert await claims.try_claim("job", 1)
     assert not await claims.try_claim("job", 1)  # not re-entrant: a second runner in this process is refused
     assert await claims.try_claim("job", 2)
     await claims.release("job", 1)
     assert await claims.try_claim("job", 1)
+    await claims.close()
 
 
 @pytest.mark.postgres
@@ -93,9 +104,89 @@ async def test_a_claim_whose_connection_the_server_dropped_is_no_longer_held(pg_
         await claims.close()
 
 
-async def test_local_claims_know_what_they_hold():
-    claims = LocalClaims()
+async def test_lease_claims_know_what_they_hold(sqlite_memory):
+    claims = LeaseClaims(sqlite_memory)
     assert not await claims.holds("job", 3)
     assert await claims.try_claim("job", 3) and await claims.holds("job", 3)
     await claims.release("job", 3)
     assert not await claims.holds("job", 3)
+    await claims.close()
+
+
+async def test_lease_claims_exclude_another_memory_and_name_their_holder(sqlite_memory, tmp_path):
+    other_store = await SQLiteStore.open(tmp_path / "memory.db")  # a second process's connection and claims
+    mine, theirs = LeaseClaims(sqlite_memory), LeaseClaims(other_store)
+    try:
+        assert await mine.try_claim("job", 7)
+        assert not await theirs.try_claim("job", 7)
+        holder = await theirs.holder("job", 7)
+        assert holder is not None and holder.pid == os.getpid()
+        assert f"process {os.getpid()} on " in holder.describe()
+        await mine.close()  # a memory that closes frees its claims at once
+        assert await theirs.try_claim("job", 7) and not await mine.holds("job", 7)
+    finally:
+        await theirs.close()
+        await other_store.close()
+
+
+async def test_an_expired_lease_is_taken_over_and_its_old_holder_sees_it_lost(sqlite_memory, tmp_path):
+    other_store = await SQLiteStore.open(tmp_path / "memory.db")
+    hung = LeaseClaims(sqlite_memory, lease_seconds=0.05, heartbeat_seconds=60)  # stops renewing
+    successor = LeaseClaims(other_store)
+    try:
+        assert await hung.try_claim("job", 8)
+        assert not await successor.try_claim("job", 8)
+        time.sleep(0.1)
+
+        assert await successor.try_claim("job", 8)
+        assert not await hung.holds("job", 8)  # the runner stops at its next batch
+    finally:
+        await hung.close()
+        await successor.close()
+        await other_store.close()
+
+
+async def test_a_heartbeat_keeps_a_lease_alive(sqlite_memory, tmp_path):
+    other_store = await SQLiteStore.open(tmp_path / "memory.db")
+    holder = LeaseClaims(sqlite_memory, lease_seconds=0.3, heartbeat_seconds=0.05)
+    other = LeaseClaims(other_store)
+    try:
+        assert await holder.try_claim("job", 9)
+        await asyncio.sleep(0.6)  # twice the lease: only renewals keep it
+        assert not await other.try_claim("job", 9) and await holder.holds("job", 9)
+    finally:
+        await holder.close()
+        await other.close()
+        await other_store.close()
+
+
+def _sqlite_holder(db: Path) -> subprocess.Popen:
+    code = (
+        "import asyncio, sys\n"
+        "from qwen3_memory.backends.sqlite.store import SQLiteStore\n"
+        "async def main():\n"
+        "    store = await SQLiteStore.open(sys.argv[1])\n"
+        "    claims = store.make_claims()\n"
+        "    assert await claims.try_claim('job', 42)\n"
+        "    print('held', flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+
+
+async def test_a_sqlite_claim_held_by_another_process_is_refused_until_that_process_is_killed(sqlite_memory):
+    holder = _sqlite_holder(sqlite_memory.path)
+    claims = sqlite_memory.make_claims()
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not await claims.try_claim("job", 42)
+        assert (await claims.holder("job", 42)).pid == holder.pid
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+
+        assert await claims.try_claim("job", 42)  # at once: its process is gone, no lease to wait out
+    finally:
+        holder.kill()
+        await claims.close()

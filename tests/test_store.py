@@ -581,8 +581,9 @@ async def test_one_put_vectors_call_makes_vectors_searchable_and_one_delete_forg
 
 
 async def test_writes_wait_out_another_writer_while_this_process_reads(sqlite_store, db_path):
-    """A read in flight on the store's connection must not pin an old snapshot: a write begun then, after
-    another process committed, would fail at once instead of waiting out the busy timeout."""
+    """Another process committing all the time while this one reads and writes: every write waits its turn
+    (SQLite can answer busy at once when a commit lands while a write lock is taken; that is retried until
+    the busy timeout), and reads go on beside the writes."""
     store = sqlite_store
     await store.add_messages([message(i, f"line {i} of a long channel") for i in range(1, 3001)])
     stop = threading.Event()

@@ -1,10 +1,11 @@
 """Who runs a migration job: a claim that exactly one process holds, released when it dies.
 
-With SQLite one process owns the memory, so an in-process set is enough. On Postgres several
-shard processes share it: a claim is a session-level advisory lock held on a connection of its
-own. A process that crashes or is killed loses its connection, the server releases the lock, and
-another process's next ``MigrationEngine.adopt_orphans`` claims the job and resumes it from
-the cursors committed in the job tables.
+On SQLite the bot and a command-line migration may share the memory: claims are lease rows in the
+database (:mod:`qwen3_memory.backends.sqlite.claims`). On Postgres several shard processes share
+it: a claim is a session-level advisory lock held on a connection of its own. A process that
+crashes or is killed loses its connection, the server releases the lock, and another process's
+next ``MigrationEngine.adopt_orphans`` claims the job and resumes it from the cursors committed in
+the job tables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,30 +33,10 @@ class Claims(Protocol):
     async def try_claim(self, *parts: object) -> bool: ...
     async def release(self, *parts: object) -> None: ...
     async def holds(self, *parts: object) -> bool: ...
+    async def holder(self, *parts: object) -> Any:
+        """Who holds it (something with ``describe()``), or None when that is unknown or nobody does."""
+
     async def close(self) -> None: ...
-
-
-class LocalClaims:
-    """Claims within one process (the SQLite backend)."""
-
-    def __init__(self) -> None:
-        self._held: set[int] = set()
-
-    async def try_claim(self, *parts: object) -> bool:
-        key = claim_key(*parts)
-        if key in self._held:
-            return False
-        self._held.add(key)
-        return True
-
-    async def release(self, *parts: object) -> None:
-        self._held.discard(claim_key(*parts))
-
-    async def holds(self, *parts: object) -> bool:
-        return claim_key(*parts) in self._held
-
-    async def close(self) -> None:
-        self._held.clear()
 
 
 class AdvisoryClaims:
@@ -124,3 +105,7 @@ class AdvisoryClaims:
                     await self._conn.close()
             self._conn = None
             self._held.clear()
+
+    async def holder(self, *parts: object) -> None:
+        """Unknown: an advisory lock names a server session, not a bot process."""
+        return None

@@ -246,7 +246,9 @@ class MigrationEngine:
         if job.status in J.STOPPED:  # paused or cancelled before the task got here
             return job
         if not await self.memory.claims.try_claim("job", job_id):
-            log.info("migration #%d is being run by another process; not starting it here", job_id)
+            holder = await self.memory.claims.holder("job", job_id)
+            where = holder.describe() if holder is not None else "another process"
+            log.info("migration #%d is being run by %s; not starting it here", job_id, where)
             return job
         try:
             await self.jobs.log_event(job_id, "claimed", f"{socket.gethostname()} pid {os.getpid()}")
@@ -370,7 +372,9 @@ class MigrationEngine:
         if self.is_running(job_id):
             raise JobStateError(f"migration #{job_id} is already running")
         if job.status == J.RUNNING and not await self._claim_is_free(job_id):
-            raise JobStateError(f"migration #{job_id} is running in another bot process; its status shows progress")
+            holder = await self.memory.claims.holder("job", job_id)
+            where = holder.describe() if holder is not None else "another bot process"
+            raise JobStateError(f"migration #{job_id} is running in {where}; its status shows progress")
         for ch in await self.jobs.channels(job_id):
             if ch.status == J.FAILED:  # retry a failed channel from its catch-up step (its cursor is kept)
                 await self.jobs.update_channel(

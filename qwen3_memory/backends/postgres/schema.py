@@ -129,8 +129,9 @@ CREATE TABLE opted_out_users (         -- /memory forget-me: never capture this 
 """
 
 # Version 4 is SQLite's change log of vector writes, which lets one process's FAISS cache apply exactly
-# what another process wrote. A Postgres space table is its own index, seen by every process at commit:
-# nothing to log, the version only keeps both backends' numbers in step.
+# what another process wrote, and its lease table of job claims. A Postgres space table is its own index,
+# seen by every process at commit, and claims are advisory locks: the version only keeps both backends'
+# numbers in step.
 _V4 = "SELECT 1"
 
 PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}

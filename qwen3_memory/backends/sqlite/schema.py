@@ -154,8 +154,20 @@ _CHANGE_BUMP = "UPDATE vector_generations SET generation = generation + 1 WHERE 
 # Which message's vector changed at each generation of a (space, channel): a process whose cached index
 # is at generation g applies exactly the changes after g (another process's writes included) instead
 # of rebuilding, and can tell when the log no longer reaches back to g (then it rebuilds).
+# And job claims as lease rows (see qwen3_memory.backends.sqlite.claims), so that the bot and a
+# command-line migration on one SQLite memory never run the same job at once.
 _V4 = (
     """
+CREATE TABLE claims (
+    key INTEGER PRIMARY KEY,           -- claim_key(...) of e.g. ("job", 7)
+    name TEXT NOT NULL,                -- "job 7", for people reading the table
+    holder TEXT NOT NULL,              -- host:pid:token of the claims object holding it
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    process_started REAL NOT NULL,     -- the holder process's start time: a reused pid is not the holder
+    since REAL NOT NULL,
+    expires_at REAL NOT NULL           -- pushed forward by the holder's heartbeat
+);
 CREATE TABLE vector_changes (
     space_id INTEGER NOT NULL,
     guild_id INTEGER NOT NULL,

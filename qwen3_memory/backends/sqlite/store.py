@@ -25,10 +25,10 @@ import aiosqlite
 import numpy as np
 
 from qwen3_memory.backends.checksums import vectors_digest
-from qwen3_memory.backends.claims import LocalClaims
 from qwen3_memory.backends.lexical import fts_document, fts_query
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
+from qwen3_memory.backends.sqlite.claims import LeaseClaims
 from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.indexes import ChannelIndexes, Generations, VectorChanges
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
@@ -104,11 +104,13 @@ class SQLiteStore(PortableReads):
     ) -> None:
         self.path = path
         self.where = str(path)  # how messages name this memory's location (the Postgres store redacts its DSN)
-        self._conn = conn
-        # Every use of the connection, reads included, holds this lock: a read left open on the connection
-        # would pin an old snapshot, and a write begun after another process committed would then fail at
-        # once instead of waiting out the busy timeout.
-        self._lock = asyncio.Lock()
+        self._conn = conn  # writes, and the reads a write transaction makes
+        # Reads outside a transaction go through a read-only connection of their own: a read in flight on the
+        # writing connection would pin an old snapshot, and a write begun then, after another process
+        # committed, would fail at once instead of waiting out the busy timeout. Reads also never queue
+        # behind a write this way.
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()  # one write transaction at a time on the writing connection
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
         self.indexes = ChannelIndexes(self, vectors_dir, params)
@@ -142,18 +144,25 @@ class SQLiteStore(PortableReads):
                 f"{path}: the memory database is damaged ({exc}); restore a backup "
                 "(python -m qwen3_memory.migration restore --backup-path ...) or move the file away"
             ) from None
+            store._reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            await store._reader.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except BaseException:
             await conn.close()
+            if store._reader is not None:
+                await store._reader.close()
             raise
         return store
 
     async def close(self) -> None:
         async with self._lock:
             await self._conn.close()
+            if self._reader is not None:
+                await self._reader.close()
 
-    def make_claims(self) -> LocalClaims:
-        """Job claims: one process owns a SQLite memory, so they live in this process."""
-        return LocalClaims()
+    def make_claims(self) -> LeaseClaims:
+        """Job claims as lease rows in this database: the bot and a command-line migration beside it see the
+        same claims, so exactly one process runs a job."""
+        return LeaseClaims(self)
 
     async def flush(self) -> int:
         """Persist every index changed since the last flush; returns how many were written. The change log
@@ -183,15 +192,7 @@ class SQLiteStore(PortableReads):
         """One write transaction, begun IMMEDIATE before any read it makes; rolled back on any error.
         Lock errors become :class:`StoreLocked`."""
         async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if _locked(exc):
-                    raise StoreLocked(
-                        f"{self.path} stayed locked for {BUSY_TIMEOUT_MS / 1000:.0f}s by another process; "
-                        "stop the other writer (a second bot or a migration command) and retry"
-                    ) from None
-                raise
+            await self._begin_immediate()
             try:
                 yield self._conn
             except BaseException:
@@ -206,13 +207,41 @@ class SQLiteStore(PortableReads):
                         raise StoreLocked(f"{self.path} is locked by another process; retry later") from None
                     raise
 
+    async def _begin_immediate(self) -> None:
+        """Take the write lock, waiting out another writer for up to the busy timeout.
+
+        SQLite's own busy handler does not cover every case: a write lock taken while another connection
+        commits can fail at once (the snapshot it began with is no longer the newest). So a busy answer is
+        retried here, with a growing pause, until the busy timeout has passed.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.002
+        while True:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreLocked(
+                        f"{self.path} stayed locked for {BUSY_TIMEOUT_MS / 1000:.0f}s by another process; "
+                        "stop the other writer (a second bot or a migration command) and retry"
+                    ) from None
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
+
     async def fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        """Rows of a read, on the read-only connection: what is committed, never a transaction in progress."""
+        async with self._read_connection().execute(sql, params) as cur:
             return list(await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
-        async with self._lock, self._conn.execute(sql, params) as cur:
+        async with self._read_connection().execute(sql, params) as cur:
             return await cur.fetchone()
+
+    def _read_connection(self) -> aiosqlite.Connection:
+        return self._reader if self._reader is not None else self._conn  # the latter only while opening
 
     async def _upgrade_schema(self) -> None:
         """Apply forward-only schema migrations, each in its own transaction."""
