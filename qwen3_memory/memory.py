@@ -119,6 +119,7 @@ class Memory:
         await self.capture.drain()  # messages already queued are written first, so they are deleted too
         ids = await self.store.author_message_ids(guild_id, user_id)
         await self.capture.delete(ids, wait=True)
+        await self.store.scrub()  # gone from the files too: free pages, the full-text index, the log
         return len(ids)
 
     async def remember_member(self, guild_id: int, user_id: int) -> None:

@@ -70,6 +70,9 @@ class Store(Protocol):
     async def disk_footprint(self) -> DiskFootprint:
         """What the store occupies on this machine's disk (a backup's size, where new vectors go)."""
 
+    async def scrub(self) -> None:
+        """Make what was deleted unreadable in the storage's files too (after a member asked to be forgotten)."""
+
     def make_claims(self) -> Claims:
         """Who runs which migration job: in-process, or across every process sharing the store."""
 

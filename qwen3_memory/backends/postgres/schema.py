@@ -128,11 +128,27 @@ CREATE TABLE opted_out_users (         -- /memory forget-me: never capture this 
 );
 """
 
-# Version 4 is SQLite's change log of vector writes, which lets one process's FAISS cache apply exactly
-# what another process wrote, and its lease table of job claims. A Postgres space table is its own index,
-# seen by every process at commit, and claims are advisory locks: the version only keeps both backends'
-# numbers in step.
-_V4 = "SELECT 1"
+# Version 4: the deletion ledger, as on SQLite (every deleted message is recorded by a trigger; no write
+# path stores it again). SQLite's version 4 also adds a change log of vector writes and lease rows for job
+# claims: a Postgres space table is its own index, seen by every process at commit, and claims are
+# advisory locks, so neither has a counterpart here.
+_V4 = """
+CREATE TABLE forgotten_messages (
+    message_id bigint PRIMARY KEY,
+    guild_id bigint NOT NULL,
+    channel_id bigint NOT NULL,
+    author_id bigint NOT NULL,
+    forgotten_at double precision NOT NULL
+);
+CREATE FUNCTION record_forgotten_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO forgotten_messages VALUES (OLD.id, OLD.guild_id, OLD.channel_id, OLD.author_id,
+                                           extract(epoch FROM clock_timestamp()))
+    ON CONFLICT DO NOTHING;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER messages_forgotten AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION record_forgotten_message();
+"""
 
 PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)

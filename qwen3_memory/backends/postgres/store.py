@@ -222,6 +222,16 @@ class PostgresStore(PortableReads):
         """Nothing to persist: committed rows are durable, and the server maintains their HNSW indexes."""
         return 0
 
+    async def scrub(self) -> None:
+        """Reclaim the dead rows a forget left (they stay in the table files until vacuumed): VACUUM the
+        messages and every space's vector table. The server's backups and WAL archive are its own."""
+        async with self._connection() as conn:
+            tables = [sql.Identifier("messages")] + [
+                sql.Identifier(space_table(space_id)) for space_id in await self._space_ids(conn)
+            ]
+            for table in tables:
+                await conn.execute(sql.SQL("VACUUM {}").format(table))
+
     async def disk_footprint(self) -> DiskFootprint:
         """Nothing on this machine's disk: the server's disk is not ours, and its own backups cover it."""
         return DiskFootprint()
@@ -461,7 +471,11 @@ class PostgresStore(PortableReads):
                 "SELECT id, content FROM messages WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (_ids(messages),)
             )
             existing = dict(await rows.fetchall())
-            changed = [i for i, m in enumerate(messages) if existing.get(m.id) != m.content]
+            ledger = await conn.execute(
+                "SELECT message_id FROM forgotten_messages WHERE message_id = ANY(%s)", (_ids(messages),)
+            )
+            forgotten = {r[0] for r in await ledger.fetchall()}  # deleted for good: never stored again
+            changed = [i for i, m in enumerate(messages) if existing.get(m.id) != m.content and m.id not in forgotten]
             stale = [messages[i].id for i in changed if messages[i].id in existing]
             if stale:
                 for space_id in await self._space_ids(conn):

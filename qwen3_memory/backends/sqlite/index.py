@@ -119,6 +119,24 @@ class VectorIndex:
             self._maybe_compact()
             return removed
 
+    def erase(self, ids: np.ndarray) -> int:
+        """Remove ids and overwrite what they leave behind (the vector with zeros, the id with -1), so neither
+        this index in memory nor a file saved from it holds a trace of them; returns how many were present."""
+        with self._lock:
+            slots = [self._slot.pop(i) for i in np.asarray(ids, dtype=np.int64).tolist() if i in self._slot]
+            if slots:
+                self._alive[slots] = False
+                self._ids[slots] = -1
+                self._stored_vectors()[slots] = 0.0
+            self._maybe_compact()
+            return len(slots)
+
+    def _stored_vectors(self) -> np.ndarray:
+        """A writable view of the vectors FAISS stores, one row per slot (exact, or HNSW's flat storage)."""
+        index = faiss.downcast_index(self._faiss)
+        flat = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+        return faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * self.dimension).reshape(index.ntotal, self.dimension)
+
     def _kill(self, ids: np.ndarray) -> int:
         removed = 0
         for message_id in ids.tolist():

@@ -49,7 +49,7 @@ class VectorChanges:
 
 
 def _apply(index: VectorIndex, changes: VectorChanges) -> None:
-    index.remove(changes.removed)
+    index.erase(changes.removed)
     index.upsert(changes.ids, changes.vectors)
 
 
@@ -173,19 +173,34 @@ class ChannelIndexes:
             self._advance((space.id, guild_id, channel_id), index, generations)
 
     async def remove(self, messages: Sequence[StoredMessage], generations: Generations) -> None:
-        """Remove deleted or edited messages from every loaded index of their channels.
-
-        Indexes not loaded need nothing: their stored generation is behind, so they catch up (or are
-        rebuilt) on first use.
-        """
+        """Erase deleted or edited messages from every index of their channels, in every space: loaded ones
+        in memory, and every index file on disk written again at once, so no file keeps their vectors (a
+        deleted message is forgotten on disk too, also in spaces nothing searches any more)."""
         by_channel: dict[tuple[int, int], list[int]] = {}
         for message in messages:
             by_channel.setdefault((message.guild_id, message.channel_id), []).append(message.id)
-        for key, index in list(self._indexes.items()):
-            ids = by_channel.get((key[1], key[2]))
-            if ids:
-                await asyncio.to_thread(index.remove, np.array(ids, dtype=np.int64))
-                self._advance(key, index, generations)
+        spaces = await self.store.list_spaces()
+        for (guild_id, channel_id), id_list in by_channel.items():
+            ids = np.array(id_list, dtype=np.int64)
+            for space in spaces:
+                key = (space.id, guild_id, channel_id)
+                path = self.path(space, guild_id, channel_id)
+                index = self._indexes.get(key)
+                if index is None and (path is None or not path.exists()):
+                    continue
+                loaded = index is not None
+                if not loaded:
+                    try:
+                        index = await asyncio.to_thread(VectorIndex.load, path, self.params)
+                    except Exception:  # a damaged file would be rebuilt from the database anyway
+                        await asyncio.to_thread(path.unlink, True)
+                        continue
+                if not await asyncio.to_thread(index.erase, ids):
+                    continue
+                self._advance(key, index, generations)  # a loaded index stays dirty: flush may switch its kind
+                await self._save(index, path)
+                if not loaded:
+                    self._dirty.discard(key)
 
     def _advance(self, key: Key, index: VectorIndex, generations: Generations) -> None:
         """After applying its own write: current again only if it was current just before that write. An index

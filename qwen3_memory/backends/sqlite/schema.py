@@ -154,10 +154,24 @@ _CHANGE_BUMP = "UPDATE vector_generations SET generation = generation + 1 WHERE 
 # Which message's vector changed at each generation of a (space, channel): a process whose cached index
 # is at generation g applies exactly the changes after g (another process's writes included) instead
 # of rebuilding, and can tell when the log no longer reaches back to g (then it rebuilds).
+# The deletion ledger: every message deleted (in Discord, or forgotten on a member's request) is
+# recorded by a trigger, whatever path deleted it, and no write path stores a message it lists again;
+# a restore applies it to the older database it brings back.
 # And job claims as lease rows (see qwen3_memory.backends.sqlite.claims), so that the bot and a
 # command-line migration on one SQLite memory never run the same job at once.
 _V4 = (
     """
+CREATE TABLE forgotten_messages (
+    message_id INTEGER PRIMARY KEY,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    author_id INTEGER NOT NULL,
+    forgotten_at REAL NOT NULL
+);
+CREATE TRIGGER messages_forgotten AFTER DELETE ON messages BEGIN
+    INSERT OR IGNORE INTO forgotten_messages VALUES (old.id, old.guild_id, old.channel_id, old.author_id,
+                                                    CAST(strftime('%s', 'now') AS REAL));
+END;
 CREATE TABLE claims (
     key INTEGER PRIMARY KEY,           -- claim_key(...) of e.g. ("job", 7)
     name TEXT NOT NULL,                -- "job 7", for people reading the table

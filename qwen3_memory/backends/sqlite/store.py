@@ -129,6 +129,7 @@ class SQLiteStore(PortableReads):
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
         except sqlite3.DatabaseError as exc:
             if conn is not None:  # its worker thread would keep the process from exiting
                 await conn.close()
@@ -177,6 +178,15 @@ class SQLiteStore(PortableReads):
                     prune,
                 )
         return len(saved)
+
+    async def scrub(self) -> None:
+        """Make what was deleted unreadable in the files too: merge the full-text index (its segments keep
+        deleted terms until merged), then checkpoint the write-ahead log into the database (where
+        ``secure_delete`` overwrote the freed pages) and truncate it."""
+        async with self.transaction() as db:
+            await db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        async with self._lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def disk_footprint(self) -> DiskFootprint:
         """The database file with its write-ahead log, and the index files under ``vectors_dir``."""
@@ -376,7 +386,7 @@ class SQLiteStore(PortableReads):
         """Insert new messages, or update changed ones (dropping their now-stale vectors).
 
         Returns the messages whose text is new or changed: those need embedding. Edited messages leave
-        every loaded index in the same step.
+        every loaded index in the same step. A message the deletion ledger lists is never stored again.
         """
         messages = list(messages)
         if not messages:
@@ -400,7 +410,16 @@ class SQLiteStore(PortableReads):
                     await db.execute(f"SELECT id, content FROM messages WHERE id IN ({_placeholders(len(ids))})", ids)
                 ).fetchall()
             }
-            changed = [m for m in messages if existing.get(m.id) != m.content]
+            forgotten = {
+                r[0]
+                for r in await (
+                    await db.execute(
+                        f"SELECT message_id FROM forgotten_messages WHERE message_id IN ({_placeholders(len(ids))})",
+                        ids,
+                    )
+                ).fetchall()
+            }
+            changed = [m for m in messages if existing.get(m.id) != m.content and m.id not in forgotten]
             stale = [m.id for m in changed if m.id in existing]
             generations: Generations = {}
             if stale:
