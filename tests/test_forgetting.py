@@ -89,3 +89,35 @@ async def test_forget_me_erases_the_member_from_every_spaces_index_files(memory)
         stored = saved._stored_vectors()
         for i in range(5):  # none of her vectors is stored, alive or dead
             assert not np.any(np.all(np.isclose(stored, vectors[i], atol=1e-6), axis=1))
+
+
+@pytest.mark.sqlite_only
+async def test_restoring_a_backup_made_before_a_forget_does_not_bring_it_back(make_settings):
+    from qwen3_memory.backends.sqlite.store import SQLiteStore
+    from qwen3_memory.migration.backup import create_backup, restore_backup
+
+    settings = make_settings()
+    memory = await Memory.open(settings)
+    try:
+        await post(memory, *alices_messages(), *others())
+        backup = await create_backup(settings)  # taken before she asked to be forgotten
+        await memory.forget_member(1, ALICE)
+        await memory.capture.delete([10], wait=True)  # and a message deleted in Discord
+    finally:
+        await memory.close()
+
+    await restore_backup(backup, settings)
+
+    store = await SQLiteStore.open(settings.database_path, settings.vectors_dir)
+    try:
+        assert await store.get_messages([1, 2, 3, 4, 5, 10]) == {}
+        assert await store.count_messages(1, 10) == 9
+        assert await store.opted_out_users(1) == {ALICE}
+        space = (await store.list_spaces())[0]
+        assert len(await store.index_info(space, 1, 10)) == 9
+    finally:
+        await store.close()
+    database = settings.database_path
+    assert SECRET.encode() not in raw_bytes(database, database.with_name(database.name + "-wal"))
+    saved = VectorIndex.load(store.indexes.path(space, 1, 10), IndexParams())
+    assert not {1, 2, 3, 4, 5, 10} & set(saved.ids().tolist())

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,29 @@ async def _generations(
 def _moved(before: dict[tuple[int, int, int], int], after: dict[tuple[int, int, int], int]) -> Generations:
     """(before, after) of every generation a transaction moved."""
     return {key: (before.get(key, 0), value) for key, value in after.items() if value != before.get(key, 0)}
+
+
+@dataclass(frozen=True)
+class DeletionLedger:
+    """What a memory forgot: ``forgotten_messages`` rows and ``opted_out_users`` rows."""
+
+    messages: list[tuple] = field(default_factory=list)
+    opted_out: list[tuple] = field(default_factory=list)
+
+
+def read_deletion_ledger(path: Path) -> DeletionLedger:
+    """The ledger of the database at ``path`` (read-only, blocking: call in a thread); empty when the file
+    does not exist or predates the ledger."""
+    if not path.exists():
+        return DeletionLedger()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        messages = list(conn.execute("SELECT * FROM forgotten_messages")) if "forgotten_messages" in tables else []
+        opted_out = list(conn.execute("SELECT * FROM opted_out_users")) if "opted_out_users" in tables else []
+        return DeletionLedger(messages, opted_out)
+    finally:
+        conn.close()
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -187,6 +211,19 @@ class SQLiteStore(PortableReads):
             await db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
         async with self._lock:
             await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def apply_deletion_ledger(self, ledger: DeletionLedger) -> int:
+        """Forget again what ``ledger`` (read from a newer copy of this memory) forgot: its rows join this
+        database's ledger and opt-outs, and the messages it lists are deleted here (vectors and index files
+        included). A restore of an older backup calls this, so nothing forgotten comes back; returns how
+        many messages it deleted."""
+        async with self.transaction() as db:
+            await db.executemany("INSERT OR IGNORE INTO forgotten_messages VALUES (?,?,?,?,?)", ledger.messages)
+            await db.executemany("INSERT OR IGNORE INTO opted_out_users VALUES (?,?,?)", ledger.opted_out)
+        deleted = await self.delete_messages([row[0] for row in ledger.messages])
+        if deleted:
+            await self.scrub()
+        return len(deleted)
 
     async def disk_footprint(self) -> DiskFootprint:
         """The database file with its write-ahead log, and the index files under ``vectors_dir``."""
