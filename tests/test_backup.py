@@ -91,8 +91,8 @@ async def test_round_trip_restores_identical_messages_and_vectors(settings: Sett
     assert verify_backup(backup) == []
 
     memory = await Memory.open(settings)
-    try:
-        await memory.capture.delete([1, 2], wait=True)
+    try:  # changed after the backup; a deletion would stay deleted (the ledger, tests/test_forgetting.py)
+        await _fill(memory, ["an edited second message"], start=2)
         await _fill(memory, ["a brand new message written after the backup"], start=100)
     finally:
         await memory.close()

@@ -36,7 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.schema import SCHEMA_VERSION
+from qwen3_memory.backends.sqlite.store import DeletionLedger, SQLiteStore, read_deletion_ledger
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.settings import Settings
 
@@ -400,7 +402,25 @@ async def restore_backup(path: str | os.PathLike[str], settings: Settings, *, ke
             f"backup {path} has schema version {schema}, newer than this code ({SCHEMA_VERSION}); "
             "upgrade qwen3-memory or pick an older backup. Nothing was changed"
         )
-    return await asyncio.to_thread(_restore_sync, path, manifest, settings, keep_current)
+    ledger = await asyncio.to_thread(read_deletion_ledger, settings.database_path)
+    aside = await asyncio.to_thread(_restore_sync, path, manifest, settings, keep_current)
+    await _forget_again(settings, ledger)
+    return aside
+
+
+async def _forget_again(settings: Settings, ledger: DeletionLedger) -> None:
+    """Apply the replaced memory's deletion ledger to the restored one: a backup older than a forget-me or a
+    deleted Discord message must not bring them back (the backups themselves are left as they are)."""
+    if not ledger.messages and not ledger.opted_out:
+        return
+    ms = settings.memory
+    params = IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search)
+    store = await SQLiteStore.open(settings.database_path, settings.vectors_dir, params)
+    try:
+        deleted = await store.apply_deletion_ledger(ledger)
+    finally:
+        await store.close()
+    log.info("restore: %d forgotten message(s) deleted again from the restored memory", deleted)
 
 
 def _restore_sync(backup: Path, manifest: dict[str, Any], settings: Settings, keep_current: bool) -> Path | None:
