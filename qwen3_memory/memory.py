@@ -119,7 +119,8 @@ class Memory:
         await self.capture.drain()  # messages already queued are written first, so they are deleted too
         ids = await self.store.author_message_ids(guild_id, user_id)
         await self.capture.delete(ids, wait=True)
-        await self.store.scrub()  # gone from the files too: free pages, the full-text index, the log
+        await self.store.flush()  # index files written now, not at the next periodic flush
+        await self.store.scrub()  # gone from the database files too: free pages, the full-text index, the log
         return len(ids)
 
     async def remember_member(self, guild_id: int, user_id: int) -> None:

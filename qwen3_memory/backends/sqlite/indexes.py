@@ -173,9 +173,11 @@ class ChannelIndexes:
             self._advance((space.id, guild_id, channel_id), index, generations)
 
     async def remove(self, messages: Sequence[StoredMessage], generations: Generations) -> None:
-        """Erase deleted or edited messages from every index of their channels, in every space: loaded ones
-        in memory, and every index file on disk written again at once, so no file keeps their vectors (a
-        deleted message is forgotten on disk too, also in spaces nothing searches any more)."""
+        """Erase deleted or edited messages from every index of their channels, in every space. A loaded
+        index is erased in memory and written at the next flush (the capture writer flushes every 30 s and
+        at shutdown; forget-me flushes at once); an index that only has a file, such as an old space's
+        that nothing searches any more, is loaded, erased and written again now, so no file keeps their
+        vectors."""
         by_channel: dict[tuple[int, int], list[int]] = {}
         for message in messages:
             by_channel.setdefault((message.guild_id, message.channel_id), []).append(message.id)
@@ -197,9 +199,9 @@ class ChannelIndexes:
                         continue
                 if not await asyncio.to_thread(index.erase, ids):
                     continue
-                self._advance(key, index, generations)  # a loaded index stays dirty: flush may switch its kind
-                await self._save(index, path)
+                self._advance(key, index, generations)
                 if not loaded:
+                    await self._save(index, path)
                     self._dirty.discard(key)
 
     def _advance(self, key: Key, index: VectorIndex, generations: Generations) -> None:
