@@ -5,23 +5,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.memory import Memory
+from qwen3_memory.migration import backup as backup_module
 from qwen3_memory.migration.backup import (
     MANIFEST_NAME,
     BackupDamaged,
     BackupError,
+    clean_incomplete_backups,
     create_backup,
     list_backups,
     restore_backup,
     verify_backup,
 )
-from qwen3_memory.settings import Settings
+from qwen3_memory.migration.cli import main as cli_main
+from qwen3_memory.settings import Settings, load_settings
 from tests.factories import message
 
 pytestmark = pytest.mark.slow
@@ -243,3 +249,178 @@ async def test_list_backups_marks_damaged_ones(settings: Settings) -> None:
 async def test_backup_without_a_database_is_refused(settings: Settings) -> None:
     with pytest.raises(BackupError, match="no memory database"):
         await create_backup(settings)
+
+
+# ---------------------------------------------------------------------------------------------- restore safety
+def _live(settings: Settings) -> dict[str, str]:
+    return _tree_digest(settings.data_dir / "memory")
+
+
+def _assert_untouched(settings: Settings, live: dict[str, str]) -> None:
+    assert _live(settings) == live
+    assert not any(p.name.startswith("pre_restore_") for p in settings.backups_dir.iterdir())
+    assert not [p for p in settings.database_path.parent.iterdir() if "restore-tmp" in p.name]
+
+
+def _edit_manifest(backup: Path, **changes) -> None:
+    manifest = json.loads((backup / MANIFEST_NAME).read_text())
+    manifest.update(changes)
+    (backup / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+async def test_a_file_the_manifest_does_not_list_is_refused_and_never_installed(settings: Settings) -> None:
+    backup, _ = await _backed_up_memory(settings)
+    (backup / "vectors" / "planted.idx").write_bytes(b"planted by someone else")
+    live = _live(settings)
+
+    with pytest.raises(BackupDamaged, match=r"vectors/planted\.idx is not listed in manifest\.json.*remove it"):
+        await restore_backup(backup, settings)
+
+    _assert_untouched(settings, live)
+    assert not list(settings.vectors_dir.rglob("planted.idx"))
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute"])
+async def test_a_manifest_path_leading_outside_the_backup_is_refused(settings: Settings, where: str) -> None:
+    backup, _ = await _backed_up_memory(settings)
+    outside = backup.parent / "outside"
+    (outside / "1").mkdir(parents=True)
+    (outside / "1" / "planted.idx").write_bytes(b"planted outside the backup")
+    _edit_manifest(backup, vectors="../outside" if where == "relative" else str(outside))
+    live = _live(settings)
+
+    with pytest.raises(BackupDamaged, match="outside the backup directory.*Nothing was changed"):
+        await restore_backup(backup, settings)
+
+    _assert_untouched(settings, live)
+    assert not list(settings.vectors_dir.rglob("planted.idx"))
+
+
+async def test_a_listed_file_outside_the_backup_is_refused(settings: Settings) -> None:
+    backup, _ = await _backed_up_memory(settings)
+    manifest = json.loads((backup / MANIFEST_NAME).read_text())
+    manifest["files"].append({"path": "../outside.db", "size": 1, "sha256": "0" * 64})
+    (backup / MANIFEST_NAME).write_text(json.dumps(manifest))
+    live = _live(settings)
+
+    with pytest.raises(BackupDamaged, match="outside the backup"):
+        await restore_backup(backup, settings)
+    _assert_untouched(settings, live)
+
+
+async def test_a_link_leading_out_of_the_backup_is_refused(settings: Settings, tmp_path: Path) -> None:
+    backup, _ = await _backed_up_memory(settings)
+    elsewhere = tmp_path / "elsewhere"
+    (backup / "vectors").rename(elsewhere)  # the same files, checksums and all, but outside the backup
+    (backup / "vectors").symlink_to(elsewhere, target_is_directory=True)
+    live = _live(settings)
+
+    with pytest.raises(BackupDamaged, match="vectors is a link"):
+        await restore_backup(backup, settings)
+    _assert_untouched(settings, live)
+
+
+async def test_a_damaged_index_file_is_refused_before_anything_is_replaced(settings: Settings) -> None:
+    backup, _ = await _backed_up_memory(settings)
+    index = next((backup / "vectors").rglob("*.idx"))
+    data = bytearray(index.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    index.write_bytes(bytes(data))
+    live = _live(settings)
+
+    with pytest.raises(BackupDamaged, match=r"vectors/.*\.idx is damaged \(its sha256 differs"):
+        await restore_backup(backup, settings)
+    _assert_untouched(settings, live)
+
+
+async def test_what_is_installed_is_what_was_checked(settings: Settings, monkeypatch) -> None:
+    """A file changed after its checksum was checked (here: while restore waits for the database) is not
+    what gets installed: the checked copy is."""
+    backup, before = await _backed_up_memory(settings)
+    claim = backup_module._claim_database
+
+    def tamper_then_claim(db: Path) -> None:
+        (backup / "memory.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 4080)
+        claim(db)
+
+    monkeypatch.setattr(backup_module, "_claim_database", tamper_then_claim)
+    await restore_backup(backup, settings)
+
+    listed = {e["path"]: e["sha256"] for e in json.loads((backup / MANIFEST_NAME).read_text())["files"]}
+    assert hashlib.sha256(settings.database_path.read_bytes()).hexdigest() == listed["memory.db"]
+    assert _db_state(settings.database_path) == before
+
+
+def _settings_file(tmp_path: Path) -> Path:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"memory_system": {"paths": {"data_dir": str(tmp_path / "data")}}}))
+    return path
+
+
+KILLED_BACKUP = """
+import asyncio, os, sys
+from qwen3_memory.migration import backup
+from qwen3_memory.settings import load_settings
+
+def killed(*args, **kwargs):
+    os._exit(9)  # like kill -9 while the files are copied: no cleanup runs
+
+backup._copy_tree = killed
+asyncio.run(backup.create_backup(load_settings(sys.argv[1])))
+"""
+
+
+def _killed_backup(settings_file: Path) -> None:
+    """Run a backup in another process that dies midway."""
+    result = subprocess.run([sys.executable, "-c", KILLED_BACKUP, str(settings_file)], capture_output=True)
+    assert result.returncode == 9, result.stderr
+
+
+async def test_a_backup_killed_midway_is_listed_incomplete_and_cleaned_by_the_command(tmp_path: Path, capsys) -> None:
+    settings_file = _settings_file(tmp_path)
+    settings = load_settings(settings_file)
+    good, _ = await _backed_up_memory(settings)
+    _killed_backup(settings_file)
+    (half,) = [p for p in good.parent.iterdir() if p.name.endswith(".partial")]
+    old_style = good.parent / "qwen3_migration_backup_20200101_000000"  # what older versions left when killed
+    (old_style / "vectors").mkdir(parents=True)
+    (old_style / "memory.db").write_bytes(b"half a database")
+
+    infos = {info.path: info for info in list_backups(settings)}
+    assert infos[good].complete and infos[good].status == "ok"
+    assert not infos[half].complete and infos[half].status == "incomplete" and "never finished" in infos[half].why
+    assert not infos[old_style].complete and "manifest.json is missing" in infos[old_style].why
+    with pytest.raises(BackupDamaged, match="half-written"):
+        await restore_backup(half, settings)
+
+    assert await asyncio.to_thread(cli_main, ["--settings", str(settings_file), "backups", "--clean-incomplete"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {half}" in out and f"removed {old_style}" in out
+    assert [info.path for info in list_backups(settings)] == [good]
+    assert verify_backup(good) == []
+
+
+async def test_a_new_backup_removes_its_own_half_written_one(tmp_path: Path) -> None:
+    settings_file = _settings_file(tmp_path)
+    settings = load_settings(settings_file)
+    first, _ = await _backed_up_memory(settings)
+    _killed_backup(settings_file)
+    assert any(p.name.endswith(".partial") for p in first.parent.iterdir())
+
+    second = await create_backup(settings)
+
+    assert sorted(first.parent.iterdir()) == sorted([first, second])
+    assert all(info.complete and info.ok for info in list_backups(settings))
+
+
+async def test_a_backup_being_written_is_listed_in_progress_and_kept(settings: Settings) -> None:
+    good, _ = await _backed_up_memory(settings)
+    writing = good.parent / "qwen3_migration_backup_20990101_000000.partial"
+    writing.mkdir()
+    (writing / ".writer").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+
+    info = next(info for info in list_backups(settings) if info.path == writing)
+
+    assert info.status == "in progress" and not info.complete
+    assert clean_incomplete_backups(settings) == []
+    assert writing.is_dir()

@@ -149,6 +149,35 @@ async def test_an_unreachable_postgres_is_a_clear_error_without_its_password(mak
     assert "MEMORY_DATABASE_URL" in text  # what to check next
 
 
+def test_a_damaged_database_at_startup_is_one_line_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from qwen3_memory.settings import load_settings
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"memory_system": {"paths": {"data_dir": str(tmp_path / "data")}}}))
+    database = load_settings(settings).database_path
+    database.parent.mkdir(parents=True)
+    database.touch()  # 0 bytes: what a full disk or a bad copy leaves
+
+    async def login_without_discord(self, token):  # discord.py runs setup_hook inside login
+        await self.setup_hook()
+
+    monkeypatch.setattr(bot.MemoryBot, "login", login_without_discord)
+    monkeypatch.setenv(bot.TOKEN_ENV, FAKE_TOKEN)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        code = bot.main(["--settings", str(settings), "--log-level", "ERROR"])
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+    stderr = capsys.readouterr().err
+    assert code == 1
+    line = one_line(stderr)
+    assert line.startswith("qwen3-memory-bot: error: ") and str(database) in line and "is empty (0 bytes)" in line
+    assert "restore --backup-path" in line and database.stat().st_size == 0
+
+
 def test_the_database_password_is_known_to_the_log_filter():
     assert bot.database_password("postgresql://u:pw%40rd@h:5432/db") == "pw@rd"
     assert bot.database_password("postgresql://u@h/db") == ""

@@ -181,6 +181,48 @@ async def test_a_file_that_is_not_a_database_is_a_store_error(db_path):
     assert leftover == [], "the refused connection must be closed, or its thread keeps the process from exiting"
 
 
+def assert_one_line_naming(message: str, path: Path) -> None:
+    assert "\n" not in message and str(path) in message
+    assert "python -m qwen3_memory.migration restore --backup-path" in message and "backups" in message
+
+
+async def test_an_empty_database_file_is_refused_not_started_as_an_empty_memory(db_path):
+    db_path.parent.mkdir(parents=True)
+    db_path.touch()
+
+    with pytest.raises(StoreError, match=r"is empty \(0 bytes\)") as info:
+        await SQLiteStore.open(db_path)
+
+    assert_one_line_naming(str(info.value), db_path)
+    assert db_path.stat().st_size == 0 and sorted(db_path.parent.iterdir()) == [db_path]
+
+
+async def test_a_missing_database_file_starts_a_new_memory(db_path):
+    store = await SQLiteStore.open(db_path)
+    await store.close()
+    assert tables_of(db_path) >= TABLES
+
+
+async def test_a_database_with_scrambled_pages_is_refused_at_open(db_path):
+    store = await SQLiteStore.open(db_path)
+    await store.add_messages([message(i, f"message {i} about topic {i % 17} and more words") for i in range(1, 401)])
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    assert pages > 20
+    data = bytearray(db_path.read_bytes())
+    start = (pages // 2) * page_size
+    data[start : start + 4 * page_size] = np.random.default_rng(7).bytes(4 * page_size)
+    db_path.write_bytes(bytes(data))
+
+    with pytest.raises(StoreError, match="cannot open the memory database") as info:
+        await SQLiteStore.open(db_path)
+
+    assert_one_line_naming(str(info.value), db_path)
+
+
 # ----------------------------------------------------------------------------------------------- disk footprint
 
 

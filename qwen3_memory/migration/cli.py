@@ -91,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
     p = sub.add_parser("restore", help="restore a backup (the bot must be stopped)")
     p.add_argument("--backup-path", type=Path, required=True)
-    sub.add_parser("backups", help="list backups and whether they are intact")
+    p = sub.add_parser("backups", help="list backups and whether they are intact and complete")
+    p.add_argument(
+        "--clean-incomplete",
+        action="store_true",
+        help="remove half-written backups (killed midway); pre-restore copies and backups in progress are kept",
+    )
     p = sub.add_parser(
         "move-store", help="copy the SQLite memory to PostgreSQL + pgvector without re-embedding, then verify"
     )
@@ -149,8 +154,13 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     if args.command == "backups":
+        if args.clean_incomplete:
+            removed = backups.clean_incomplete_backups(settings)
+            lines = "\n".join(f"removed {path}" for path in removed) or "no incomplete backups"
+            emit(args, {"removed": [str(path) for path in removed]}, lines)
+            return 0
         infos = backups.list_backups(settings)
-        emit(args, [vars(i) for i in infos], "\n".join(str(i) for i in infos) or "no backups yet")
+        emit(args, [i.to_dict() for i in infos], "\n".join(i.render() for i in infos) or "no backups yet")
         return 0
     if args.command == "check":
         return await _check(args, settings)

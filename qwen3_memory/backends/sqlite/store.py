@@ -39,6 +39,11 @@ from qwen3_memory.space import EmbeddingSpace
 
 BUSY_TIMEOUT_MS = 5000
 KEEP_CHANGES = 10_000  # change-log entries kept per (space, channel) behind its newest flushed index
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+RESTORE_ADVICE = (
+    "restore a backup (python -m qwen3_memory.migration restore --backup-path ...; list them with "
+    "python -m qwen3_memory.migration backups) or move the file away to start a new, empty memory"
+)
 
 
 def _placeholders(n: int) -> str:
@@ -108,6 +113,27 @@ def read_deletion_ledger(path: Path) -> DeletionLedger:
         conn.close()
 
 
+def _refuse_unusable_file(path: Path) -> None:
+    """Refuse an existing file that is empty or not a SQLite database: SQLite would take a 0-byte file for a
+    new database, and an existing file must never become an empty memory unnoticed. A missing file is fine."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except (FileNotFoundError, IsADirectoryError):  # a new memory; a directory fails in connect
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the memory database ({exc.strerror}); check its permissions") from None
+    if not header:
+        raise StoreError(f"{path} is empty (0 bytes), not a memory database; {RESTORE_ADVICE}")
+    if header != SQLITE_HEADER:
+        raise StoreError(f"{path} is not a SQLite database (damaged or another file); {RESTORE_ADVICE}")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc).lower() or "busy" in str(exc).lower()
 
@@ -145,11 +171,16 @@ class SQLiteStore(PortableReads):
         cls, path: str | Path, vectors_dir: str | Path | None = None, index_params: IndexParams = IndexParams()
     ) -> SQLiteStore:
         path = Path(path)
+        _refuse_unusable_file(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = None
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
             await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            async with conn.execute("PRAGMA quick_check") as cur:  # before anything writes to a damaged file
+                check = [str(row[0]) for row in await cur.fetchall()]
+            if check != ["ok"]:
+                raise sqlite3.DatabaseError(f"quick_check says: {check[0] if check else 'nothing'}")
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
@@ -158,31 +189,32 @@ class SQLiteStore(PortableReads):
             if conn is not None:  # its worker thread would keep the process from exiting
                 await conn.close()
             raise StoreError(
-                f"{path}: cannot open the memory database ({exc}); restore a backup or move it away"
+                f"{path}: cannot open the memory database ({_one_line(str(exc))}); {RESTORE_ADVICE}"
             ) from None
         store = cls(path, conn, Path(vectors_dir) if vectors_dir is not None else None, index_params)
         try:
             await store._upgrade_schema()
-        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
-            await conn.close()
-            raise StoreError(
-                f"{path}: the memory database is damaged ({exc}); restore a backup "
-                "(python -m qwen3_memory.migration restore --backup-path ...) or move the file away"
-            ) from None
             store._reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             await store._reader.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await store._reader.execute("PRAGMA foreign_keys=ON")  # both connections see the same database rules
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+            await store._close_connections()
+            raise StoreError(
+                f"{path}: the memory database is damaged ({_one_line(str(exc))}); {RESTORE_ADVICE}"
+            ) from None
         except BaseException:
-            await conn.close()
-            if store._reader is not None:
-                await store._reader.close()
+            await store._close_connections()
             raise
         return store
 
+    async def _close_connections(self) -> None:
+        await self._conn.close()
+        if self._reader is not None:
+            await self._reader.close()
+
     async def close(self) -> None:
         async with self._lock:
-            await self._conn.close()
-            if self._reader is not None:
-                await self._reader.close()
+            await self._close_connections()
 
     def make_claims(self) -> LeaseClaims:
         """Job claims as lease rows in this database: the bot and a command-line migration beside it see the
