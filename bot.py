@@ -275,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = settings_path(args.settings)
     try:
         settings = load_settings(path)
+        settings.check_writable()  # a data directory this user cannot write: one line now, not a traceback later
     except UserFacingError as exc:
         return _fail(str(exc))
     shard_error = check_sharding(args.shard_id, args.shard_count, settings.memory.backend)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -22,6 +23,53 @@ from qwen3_memory.models.profiles import PROFILES, Profile, RerankerSpec
 from qwen3_memory.space import EmbeddingSpace
 
 ADMIN_PERMISSIONS = ("administrator", "manage_guild", "manage_channels", "manage_messages")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric setting; ``says`` is what its error says after "must be"."""
+
+    low: float
+    high: float
+    says: str = ""
+    above_low: bool = False  # low itself is not allowed
+
+    def allows(self, value: float) -> bool:
+        return (self.low < value if self.above_low else self.low <= value) and value <= self.high
+
+    def describe(self) -> str:
+        return self.says or f"between {_number(self.low)} and {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    """A number as an operator writes it: 1000000000, 0.25, inf (never 1e+09)."""
+    return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
+
+
+# Every numeric key ("section.key" under memory_system) with its range; the embedding dimensions
+# (DIMENSION_KEYS) depend on the profile's model instead (EmbeddingSpace.dimension_range).
+RANGES: dict[str, Bounds] = {
+    "memory_threshold_mb": Bounds(256, 1_048_576, "at least 256 and at most 1048576 (MiB)"),
+    "performance.batch_size": Bounds(0, 4096, "between 1 and 4096 (0: profile)"),
+    "performance.max_concurrent_queries": Bounds(1, 256),
+    "hardware_detection.gpu_memory_limit_mb": Bounds(0, 1_048_576, "between 0 (no cap) and 1048576 (MiB)"),
+    "index.approximate_threshold": Bounds(1000, 1_000_000_000),
+    "index.hnsw_m": Bounds(4, 128),
+    "index.hnsw_ef_search": Bounds(16, 4096),
+    "recall.k": Bounds(1, 25),
+    "recall.min_score": Bounds(-1, 1, "between -1 and 1 (-1: off)"),
+    "recall.rrf_k": Bounds(1, 1000),
+    "recall.bm25_weight": Bounds(0, 10, "above 0 and at most 10", above_low=True),
+    "recall.rerank_candidates": Bounds(1, 200),
+    "recall.min_rerank_score": Bounds(0, 1, "between 0 and 1 (a reranker probability; 0: off)"),
+    "recall.candidates": Bounds(1, 1000),
+    "recall.user_cooldown_seconds": Bounds(0, 86_400, "between 0 and 86400 (seconds; 0: no cooldown)"),
+    "capture.queue_size": Bounds(100, 10_000_000),
+    "capture.batch_size": Bounds(1, 1024),
+    "capture.min_length": Bounds(0, 4000, "between 0 and 4000 (characters; 0 counts as 1)"),
+    "migration.verify_sample": Bounds(1, 100_000),
+}
+DIMENSION_KEYS = ("model_overrides.embedding_dimension", "migration.target_embedding_dimension")
 
 
 @dataclass(frozen=True)
@@ -98,12 +146,22 @@ class MigrationSettings:
     target_embedding_dimension: int = 0  # Matryoshka output dimension of the target; 0: the model's own
     verify_sample: int = 200
 
-    def target(self, profile: str | None = None, embedding_path: str = "", dimension: int | None = None) -> Profile:
+    def target(
+        self,
+        profile: str | None = None,
+        embedding_path: str = "",
+        dimension: int | None = None,
+        dimension_flag: str = "the dimension option",
+    ) -> Profile:
         """The profile migrations go to, with its own model overrides; what an admin names (a command option,
-        a command-line flag) wins over these settings, value by value. One rule for both faces."""
+        a command-line flag) wins over these settings, value by value. One rule for both faces.
+
+        ``dimension_flag``: how the face names ``dimension`` (``--target-dimension``) in the error that
+        refuses a dimension the target model cannot give."""
         return resolve_profile(
             profile or self.target_profile,
             ModelOverrides(embedding_path or self.target_embedding_path, dimension or self.target_embedding_dimension),
+            dimension_key=dimension_flag if dimension else "memory_system.migration.target_embedding_dimension",
         )
 
 
@@ -195,9 +253,53 @@ class Settings:
     def database_url(self) -> str:
         return os.environ.get("MEMORY_DATABASE_URL") or self.memory.database_url
 
+    def check_writable(self) -> None:
+        """Refuse, in one line, a memory directory this process can neither create nor write.
 
-def resolve_profile(name: str, overrides: ModelOverrides = ModelOverrides()) -> Profile:
-    """The named built-in profile with the operator's model overrides applied."""
+        Run before the memory opens (bot start, command line): the directory that blocks it, the key
+        that chose it and what to do, instead of a traceback from deep in the store."""
+        if self.memory.backend != "sqlite":
+            return  # the memory is on the server; files are written only for backups and logs
+        paths = self.memory.paths
+        for directory, key in (
+            (self.database_path.parent, "paths.database" if paths.database else "paths.data_dir"),
+            (self.vectors_dir, "paths.vectors_dir" if paths.vectors_dir else "paths.data_dir"),
+        ):
+            blocked = _blocking_dir(directory)
+            if blocked is None:
+                continue
+            where = str(self.source) if self.source else "<settings>"
+            problem = "is a file, not a directory" if blocked.exists() and not blocked.is_dir() else "is not writable"
+            user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+            raise SettingsError(
+                f"{blocked} {problem} for this process ({user}), so the memory cannot be kept in {directory}: "
+                f"make it writable for {user} (chown or chmod) or point memory_system.{key} in {where} "
+                "at a writable directory"
+            )
+
+
+def _blocking_dir(directory: Path) -> Path | None:
+    """The path that keeps ``directory`` from being created or written by this process, or None.
+
+    That is ``directory`` itself when it exists, else its nearest existing ancestor (where it would
+    be created); os.access also reports a read-only file system."""
+    probe = directory
+    while not os.path.exists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not os.path.isdir(probe):
+        return probe
+    return None if os.access(probe, os.W_OK | os.X_OK) else probe
+
+
+def resolve_profile(
+    name: str,
+    overrides: ModelOverrides = ModelOverrides(),
+    dimension_key: str = "memory_system.model_overrides.embedding_dimension",
+) -> Profile:
+    """The named built-in profile with the operator's model overrides applied.
+
+    A dimension the model cannot give (below 32 or above its own for Qwen3, above its own for others)
+    is a SettingsError naming ``dimension_key`` (the settings key, or a face's flag) and the range."""
     if name not in PROFILES:
         raise SettingsError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     profile = PROFILES[name]
@@ -205,6 +307,9 @@ def resolve_profile(name: str, overrides: ModelOverrides = ModelOverrides()) -> 
     if overrides.embedding_path:
         space = replace(space, source=overrides.embedding_path)
     if overrides.embedding_dimension:
+        problem = space.dimension_problem(overrides.embedding_dimension)
+        if problem:
+            raise SettingsError(f"{dimension_key} {problem}")
         space = space.with_dimension(overrides.embedding_dimension)
     reranker = profile.reranker
     if reranker and overrides.reranker_path:
@@ -232,6 +337,11 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise SettingsError(
+            f"{path}: nested too deeply to read (settings are objects a few levels deep; "
+            "compare with settings_qwen3_example.json)"
+        ) from None
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: the top level must be an object with a 'memory_system' key")
     unknown = sorted(k for k in raw if k != "memory_system" and not k.startswith("_"))
@@ -275,6 +385,8 @@ def _coerce(hint: Any, value: Any, where: str, file: str) -> Any:
         raise TypeError(f"unsupported settings type {hint!r}")
     if not ok:
         raise SettingsError(f"{file}: {where} must be {expected}, got {json.dumps(value)}")
+    if hint is float and not math.isfinite(value):
+        raise SettingsError(f"{file}: {where} must be a finite number, got {json.dumps(value)}")
     return float(value) if hint is float else value
 
 
@@ -289,8 +401,25 @@ def _require(ok: bool, file: str, where: str, message: str) -> None:
         raise SettingsError(f"{file}: {where} {message}")
 
 
+def _check_ranges(section: Any, where: str, file: str) -> None:
+    """Every numeric key of ``section`` within its range in RANGES (the error names the key and the range)."""
+    prefix = where.partition(".")[2]
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        bounds = RANGES.get(key)
+        if bounds is not None:
+            _require(
+                bounds.allows(value), file, f"{where}.{f.name}", f"must be {bounds.describe()}, got {_number(value)}"
+            )
+
+
 def _check_values(section: Any, where: str, file: str) -> None:
-    """Impossible values: each check names the key and the allowed range."""
+    """Impossible values: each check names the key and the allowed range (numbers: RANGES, then the rules
+    that relate keys to each other or to the profile)."""
+    _check_ranges(section, where, file)
     if isinstance(section, MemorySystem):
         _require(
             section.profile in PROFILES,
@@ -299,61 +428,27 @@ def _check_values(section: Any, where: str, file: str) -> None:
             f"is {section.profile!r}; choose one of: {', '.join(PROFILES)}",
         )
         _require(section.backend in ("sqlite", "postgres"), file, f"{where}.backend", "must be 'sqlite' or 'postgres'")
-        _require(section.memory_threshold_mb >= 256, file, f"{where}.memory_threshold_mb", "must be at least 256")
         dim = section.model_overrides.embedding_dimension
         if dim:
-            native = PROFILES[section.profile].embedding.dimension
+            own = PROFILES[section.profile].embedding
+            key = f"{where}.model_overrides.embedding_dimension"
             _require(
-                32 <= dim <= native,
-                file,
-                f"{where}.model_overrides.embedding_dimension",
-                f"must be between 32 and {native} (the model's own dimension) for profile {section.profile}",
+                not own.dimension_problem(dim), file, key, f"{own.dimension_problem(dim)} (profile {section.profile})"
             )
             _require(
-                dim == native or PROFILES[section.profile].embedding.pooling == "lasttoken",
+                dim == own.dimension or own.matryoshka,
                 file,
-                f"{where}.model_overrides.embedding_dimension",
-                f"can only differ from {native} for Matryoshka models (Qwen3 profiles)",
+                key,
+                f"can only differ from {own.dimension} for Matryoshka models (Qwen3 profiles)",
             )
-    elif isinstance(section, Performance):
-        _require(
-            0 <= section.batch_size <= 4096, file, f"{where}.batch_size", "must be between 1 and 4096 (0: profile)"
-        )
-        _require(
-            1 <= section.max_concurrent_queries <= 256,
-            file,
-            f"{where}.max_concurrent_queries",
-            "must be between 1 and 256",
-        )
-    elif isinstance(section, HardwareDetection):
-        _require(section.gpu_memory_limit_mb >= 0, file, f"{where}.gpu_memory_limit_mb", "must be 0 (no cap) or more")
-    elif isinstance(section, IndexSettings):
-        _require(section.approximate_threshold >= 1000, file, f"{where}.approximate_threshold", "must be >= 1000")
-        _require(4 <= section.hnsw_m <= 128, file, f"{where}.hnsw_m", "must be between 4 and 128")
-        _require(section.hnsw_ef_search >= 16, file, f"{where}.hnsw_ef_search", "must be >= 16")
     elif isinstance(section, RecallSettings):
-        _require(1 <= section.k <= 25, file, f"{where}.k", "must be between 1 and 25")
-        _require(-1.0 <= section.min_score <= 1.0, file, f"{where}.min_score", "must be between -1 and 1")
-        _require(section.rrf_k >= 1, file, f"{where}.rrf_k", "must be >= 1")
-        _require(0 < section.bm25_weight <= 10, file, f"{where}.bm25_weight", "must be above 0 and at most 10")
         _require(section.candidates >= section.k, file, f"{where}.candidates", "must be >= recall.k")
-        _require(section.rerank_candidates >= 1, file, f"{where}.rerank_candidates", "must be >= 1")
-        _require(
-            0.0 <= section.min_rerank_score <= 1.0,
-            file,
-            f"{where}.min_rerank_score",
-            "must be between 0 and 1 (a reranker probability; 0: off)",
-        )
         _require(
             section.dense or section.hybrid,
             file,
             f"{where}.dense",
             "and recall.hybrid are both false: turn on dense search, BM25 (hybrid) or both",
         )
-        _require(section.user_cooldown_seconds >= 0, file, f"{where}.user_cooldown_seconds", "must be >= 0")
-    elif isinstance(section, CaptureSettings):
-        _require(section.queue_size >= 100, file, f"{where}.queue_size", "must be >= 100")
-        _require(1 <= section.batch_size <= 1024, file, f"{where}.batch_size", "must be between 1 and 1024")
     elif isinstance(section, PermissionSettings):
         _require(
             section.admin_permission in ADMIN_PERMISSIONS,
@@ -368,12 +463,14 @@ def _check_values(section: Any, where: str, file: str) -> None:
             f"{where}.target_profile",
             f"is {section.target_profile!r}; choose one of: {', '.join(PROFILES)}",
         )
-        _require(section.verify_sample >= 1, file, f"{where}.verify_sample", "must be >= 1")
-        if section.target_embedding_dimension and section.target_profile in PROFILES:
+        dim = section.target_embedding_dimension
+        if dim and section.target_profile in PROFILES:
             target = PROFILES[section.target_profile].embedding
+            key = f"{where}.target_embedding_dimension"
+            _require(not target.dimension_problem(dim), file, key, target.dimension_problem(dim))
             _require(
-                32 <= section.target_embedding_dimension <= target.dimension and target.pooling == "lasttoken",
+                dim == target.dimension or target.matryoshka,
                 file,
-                f"{where}.target_embedding_dimension",
-                f"must be between 32 and {target.dimension} and needs a Matryoshka (Qwen3) target profile",
+                key,
+                f"can only differ from {target.dimension} for a Matryoshka (Qwen3) target profile",
             )

@@ -11,6 +11,9 @@ import importlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+MATRYOSHKA_POOLINGS = ("lasttoken",)  # Qwen3-Embedding is trained for truncation; mean-pooled MiniLMs are not
+MATRYOSHKA_MIN_DIMENSION = 32  # Qwen3-Embedding: any output dimension from 32 to the model's own (1024)
+
 QWEN3_EMBEDDING_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 
 
@@ -65,6 +68,26 @@ class EmbeddingSpace:
     @property
     def load_source(self) -> str:
         return self.source or self.model
+
+    @property
+    def matryoshka(self) -> bool:
+        """Whether the model was trained so that a prefix of its vector is a good vector (Matryoshka)."""
+        return self.pooling in MATRYOSHKA_POOLINGS
+
+    def dimension_range(self) -> tuple[int, int]:
+        """The output dimensions this space's model can give: 32..own for Matryoshka models, else 1..own."""
+        return (MATRYOSHKA_MIN_DIMENSION if self.matryoshka else 1), self.dimension
+
+    def dimension_problem(self, dimension: int) -> str:
+        """Why ``dimension`` is no output dimension of this space's model (what follows "KEY "), or ''."""
+        low, high = self.dimension_range()
+        if low <= dimension <= high:
+            return ""
+        kind = "a Matryoshka model" if self.matryoshka else "not a Matryoshka model: fewer dimensions lose quality"
+        return (
+            f"is {dimension}: it must be between {low} and {high} for {self.model} ({kind}; {high} is its own "
+            "dimension), or 0 for the model's own"
+        )
 
     def with_dimension(self, dimension: int) -> EmbeddingSpace:
         return replace(self, dimension=dimension)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from qwen3_memory.memory import Memory
@@ -94,3 +95,20 @@ async def populate(settings_path: Path, channels: dict[tuple[int, int], int] = C
         await memory.store.flush()
     finally:
         await memory.close()
+
+
+def make_unwritable(directory: Path, monkeypatch) -> Path:
+    """``directory`` exists and this process may not write into it: mode 0o555, and for root (whom modes do
+    not stop: only a read-only file system would) os.access answers for it as it does for any other user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o555)
+    if os.geteuid() == 0:
+        real_access = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if Path(path) == directory and mode & os.W_OK:
+                return False
+            return real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    return directory

@@ -20,6 +20,7 @@ import bot
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.memory import Memory
 from tests.discord_harness import DiscordHarness, open_memory, shared_services
+from tests.factories import make_unwritable
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.token-value-never-to-be-printed"
@@ -77,6 +78,30 @@ def test_an_invalid_settings_value_names_the_key(tmp_path):
     result = run_bot(token=FAKE_TOKEN, env={bot.SETTINGS_ENV: str(settings)})  # found through MEMORY_SETTINGS
     assert result.returncode == 2
     assert "memory_system.recall.k must be an integer" in one_line(result.stderr)
+
+
+def test_an_unwritable_data_directory_is_one_line_before_connecting(tmp_path, monkeypatch, capsys):
+    locked = make_unwritable(tmp_path / "locked", monkeypatch)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"memory_system": {"paths": {"data_dir": "locked/data"}}}))
+    monkeypatch.setenv(bot.TOKEN_ENV, FAKE_TOKEN)
+
+    async def connect(*_):
+        raise AssertionError("the bot connected to Discord with a memory it cannot write")
+
+    monkeypatch.setattr(bot, "run", connect)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        code = bot.main(["--settings", str(settings)])
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+    assert code == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"{locked} is not writable" in line and "memory_system.paths.data_dir" in line
+    assert FAKE_TOKEN not in line
 
 
 def test_settings_default_to_settings_json_in_the_working_directory(tmp_path):

@@ -11,8 +11,17 @@ import pytest
 
 from qwen3_memory.errors import SettingsError
 from qwen3_memory.models.profiles import QWEN3_EMBEDDING
-from qwen3_memory.settings import PROFILES, ModelOverrides, load_settings, resolve_profile
+from qwen3_memory.settings import (
+    DIMENSION_KEYS,
+    PROFILES,
+    RANGES,
+    MemorySystem,
+    ModelOverrides,
+    load_settings,
+    resolve_profile,
+)
 from qwen3_memory.space import qwen3_query_prompt
+from tests.factories import make_unwritable
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "settings_qwen3_example.json"
@@ -185,6 +194,22 @@ def test_a_number_is_accepted_where_a_float_is_expected(tmp_path):
             "model_overrides.embedding_dimension",
             "between 32 and 1024",
         ),
+        # numbers out of their documented range (RANGES), infinite or not a number
+        ({"recall": {"user_cooldown_seconds": float("inf")}}, "recall.user_cooldown_seconds", "a finite number"),
+        ({"recall": {"min_score": float("nan")}}, "recall.min_score", "a finite number"),
+        ({"recall": {"user_cooldown_seconds": 1e9}}, "recall.user_cooldown_seconds", "between 0 and 86400"),
+        ({"index": {"hnsw_ef_search": 10**20}}, "index.hnsw_ef_search", "between 16 and 4096"),
+        ({"index": {"approximate_threshold": 10**30}}, "index.approximate_threshold", "between 1000 and 1000000000"),
+        ({"recall": {"candidates": 10**9}}, "recall.candidates", "between 1 and 1000"),
+        ({"capture": {"min_length": -1}}, "capture.min_length", "between 0 and 4000"),
+        ({"migration": {"verify_sample": 10**12}}, "migration.verify_sample", "between 1 and 100000"),
+        (
+            {"profile": "qwen3_medium_performance", "model_overrides": {"embedding_dimension": -3}},
+            "model_overrides.embedding_dimension",
+            "between 32 and 1024",
+        ),
+        ({"migration": {"target_embedding_dimension": -3}}, "migration.target_embedding_dimension", "between 32"),
+        ({"migration": {"target_embedding_dimension": 16}}, "migration.target_embedding_dimension", "and 1024"),
     ],
     ids=[
         "negative-gpu-limit",
@@ -199,6 +224,17 @@ def test_a_number_is_accepted_where_a_float_is_expected(tmp_path):
         "matryoshka-on-non-matryoshka",
         "qwen3-dimension-above-1024",
         "qwen3-dimension-below-32",
+        "infinite-cooldown",
+        "nan-score",
+        "cooldown-of-31-years",
+        "ef-search-1e20",
+        "threshold-1e30",
+        "a-billion-candidates",
+        "negative-min-length",
+        "huge-verify-sample",
+        "negative-dimension",
+        "negative-target-dimension",
+        "target-dimension-below-32",
     ],
 )
 def test_an_impossible_value_names_the_key_and_the_allowed_values(tmp_path, keys, where, says):
@@ -206,6 +242,61 @@ def test_an_impossible_value_names_the_key_and_the_allowed_values(tmp_path, keys
 
     assert f"memory_system.{where}" in message
     assert says in message
+
+
+def test_every_numeric_setting_has_a_documented_range_that_holds_its_default():
+    numeric: dict[str, float] = {}
+
+    def walk(section, prefix: str) -> None:
+        for name, value in vars(section).items():
+            key = f"{prefix}{name}"
+            if hasattr(value, "__dataclass_fields__"):
+                walk(value, f"{key}.")
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                numeric[key] = value
+
+    walk(MemorySystem(), "")
+
+    assert set(numeric) == set(RANGES) | set(DIMENSION_KEYS)
+    assert all(RANGES[key].allows(value) for key, value in numeric.items() if key in RANGES)
+
+
+def test_a_dimension_the_model_cannot_give_is_refused_when_resolving_a_profile():
+    with pytest.raises(SettingsError, match=r"^--target-dimension is -3: it must be between 32 and 1024"):
+        resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=-3), "--target-dimension")
+    with pytest.raises(SettingsError, match="model_overrides.embedding_dimension is 16: .*between 32 and 1024"):
+        resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=16))
+    with pytest.raises(SettingsError, match="between 1 and 384 for sentence-transformers/all-MiniLM-L6-v2"):
+        resolve_profile("legacy_all_minilm_l6", ModelOverrides(embedding_dimension=500))
+    assert resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=32)).embedding.dimension == 32
+
+
+def test_a_json_file_nested_too_deeply_is_a_settings_error_naming_the_file(tmp_path):
+    depth = 100_000
+    message = str(settings_error(write(tmp_path, '{"memory_system": ' + "[" * depth + "]" * depth + "}")))
+
+    assert "nested too deeply" in message
+
+
+def test_an_unwritable_data_directory_is_named_with_what_to_do(tmp_path, monkeypatch):
+    locked = make_unwritable(tmp_path / "locked", monkeypatch)
+    path = write(tmp_path, memory_system(paths={"data_dir": "locked/data"}))
+
+    with pytest.raises(SettingsError) as info:
+        load_settings(path).check_writable()
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{locked} is not writable" in message
+    assert "memory_system.paths.data_dir" in message and "chmod" in message
+
+
+def test_a_writable_data_directory_passes_and_creates_nothing(tmp_path):
+    settings = load_settings(write(tmp_path, memory_system(paths={"data_dir": "data"})))
+
+    settings.check_writable()
+
+    assert not settings.data_dir.exists()
 
 
 def test_the_models_own_dimension_is_allowed_on_a_non_matryoshka_profile(tmp_path):

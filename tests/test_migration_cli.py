@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_memory.migration.cli import main, translate_legacy
-from tests.factories import populate, write_settings
+from qwen3_memory.migration.cli import build_parser, main, translate_legacy
+from tests.factories import make_unwritable, populate, write_settings
 
 EVAL_SET = Path(__file__).parent / "data" / "eval_chat.jsonl"
 
@@ -88,3 +88,55 @@ def test_backups_list_and_restore_round_trip(settings_file, capsys):
     assert code == 0, err
     code, out, err = run(capsys, *settings, "status")
     assert code == 1 and "there is no migration yet" in err  # the backup was taken before the job existed
+
+
+# ---------------------------------------------------------------- edges: every bad input is one clear line
+@pytest.mark.parametrize("value", ["-3", "16", "2048"])
+def test_a_target_dimension_the_model_cannot_give_names_the_flag_and_the_range(tmp_path, tiny_qwen3_dir, capsys, value):
+    settings = write_settings(tmp_path / "bot", tiny_qwen3_dir)
+
+    code, out, err = run(capsys, "--settings", str(settings), "plan", "--target-dimension", value)
+
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--target-dimension is {value}: it must be between 32 and 1024" in err
+    assert not (tmp_path / "bot" / "data").exists()  # refused before the memory opened
+
+
+@pytest.mark.parametrize(
+    ("command", "value", "allowed"),
+    [
+        ("migrate", "-5", "between 1 and 4096"),
+        ("migrate", "0", "between 1 and 4096"),
+        ("migrate", "1000000", "between 1 and 4096"),
+        ("migrate", "many", "between 1 and 4096"),
+        ("move-store", "-5", "between 1 and 100000"),
+    ],
+)
+def test_a_batch_size_out_of_range_names_the_flag_and_the_range(capsys, command, value, allowed):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([command, "--batch-size", value])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --batch-size" in err and allowed in err
+
+
+def test_an_unwritable_data_directory_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    locked = make_unwritable(tmp_path / "locked", monkeypatch)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"memory_system": {"paths": {"data_dir": "locked/data"}}}))
+
+    code, out, err = run(capsys, "--settings", str(settings), "status")
+
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{locked} is not writable" in err and "memory_system.paths.data_dir" in err
+
+
+def test_plan_and_migrate_name_unknown_channel_ids(settings_file, capsys):
+    code, out, _ = run(capsys, "--settings", str(settings_file), "plan", "--channels", "404", "405")
+    assert code == 0
+    assert "unknown channel id(s) 404, 405" in out and "REFUSED" in out
+    assert "holds no text yet" not in out  # it holds 50 messages, none in those channels
+
+    code, out, err = run(capsys, "--settings", str(settings_file), "migrate", "--channels", "10", "404")
+    assert code == 1 and "unknown channel id(s) 404:" in err

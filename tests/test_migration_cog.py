@@ -195,6 +195,22 @@ async def test_an_admin_of_another_guild_cannot_see_or_touch_the_job(harness):
     await until(lambda: not engine_of(harness).is_running(job_id))
 
 
+async def test_a_crafted_payload_naming_another_guilds_channel_is_refused(harness):
+    await fill(harness, {0: 2}, guild=1)
+    admin, foreign = harness.member(0), harness.channel(0, guild=1)
+    for command, options in (
+        ("migrate swap", {}),
+        ("migrate rollback", {}),
+        ("migrate verify", {}),
+        ("migrate compare", {"query": "raid"}),
+    ):
+        reply = await harness.slash(command, member=admin, permissions=ADMIN, options={"channel": foreign, **options})
+        assert reply.ephemeral, command
+        assert "not a text channel or thread of this server" in reply.text, command
+        assert "Something went wrong" not in reply.text, command
+    assert await engine_of(harness).jobs.latest() is None
+
+
 # ---------------------------------------------------------------- confirmation buttons
 @pytest.mark.sqlite_only  # the file backup and SQLite's lock; Postgres relies on the server's backups
 async def test_start_asks_for_confirmation_and_only_the_invoking_admin_may_answer(harness, monkeypatch):
@@ -231,6 +247,21 @@ async def test_start_asks_for_confirmation_and_only_the_invoking_admin_may_answe
     assert (await engine.jobs.get(job.id)).status == J.COMPLETED
     posted = await until(lambda: channel_texts(harness.channel(0)))
     assert any(f"Migration #{job.id} completed" in t for t in posted)
+
+
+async def test_a_confirmation_from_an_admin_who_lost_the_permission_is_refused(harness):
+    await fill(harness, {0: 4})
+    admin, guild = harness.member(0), harness.guilds[0]
+    reply = await harness.slash("migrate start", member=admin, permissions=ADMIN)
+    assert not reply.failed, reply.text
+
+    refused = await harness.click(reply, "Start migration", member=admin, permissions=MEMBER)
+
+    assert refused.ephemeral and "Manage Server" in refused.text and "no longer" in refused.text
+    assert await engine_of(harness).jobs.latest(guild.id) is None
+    assert not harness.memory.settings.backups_dir.exists()
+    cancelled = await harness.click(reply, "Cancel", member=admin, permissions=ADMIN)  # the prompt still answers
+    assert "nothing was changed" in cancelled.text
 
 
 async def test_the_buttons_expire_without_starting_anything(harness):

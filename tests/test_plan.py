@@ -181,6 +181,17 @@ async def test_plan_scopes_to_guild_and_channels(memory: Memory) -> None:
     assert any("12" in note for note in plan.notes)
 
 
+async def test_plan_names_unknown_channel_ids_instead_of_an_empty_memory(memory: Memory) -> None:
+    await _fill(memory, {10: 3})
+
+    plan = await make_plan(memory, PROMPTED, "regenerate", guild_id=1, channels=[404, 405], benchmark_texts=4)
+
+    assert plan.channels == () and not plan.ok
+    assert plan.blockers[0].startswith("unknown channel id(s) 404, 405: the memory holds no messages")
+    assert not any("holds no text yet" in note for note in plan.notes)
+    assert "404, 405" in render_plan(plan)
+
+
 @pytest.mark.slow
 async def test_plan_pad_across_models_lists_the_risk_loudly(memory: Memory) -> None:
     await _fill(memory, {10: 3})

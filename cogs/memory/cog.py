@@ -21,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
-from cogs.common.replies import tell_privately
+from cogs.common.replies import refused_option, tell_privately
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.recall.pipeline import Hit
@@ -403,6 +403,8 @@ class MemoryCog(commands.Cog, name="Memory"):
             text = "This command only works in a server."
         elif isinstance(error, app_commands.CheckFailure):
             text = str(error) or "🔒 You can't use this command here."
+        elif isinstance(error, app_commands.TransformerError):
+            text = refused_option(error)
         else:
             error_id = secrets.token_hex(4)
             log.error(

@@ -31,7 +31,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
-from cogs.common.replies import tell_privately
+from cogs.common.replies import refused_option, tell_privately
 from cogs.migration.embeds import (
     MESSAGE_LIMIT,
     channel_label,
@@ -277,6 +277,8 @@ class MigrationCog(commands.Cog, name="Migration"):
             text = "This command only works in a server."
         elif isinstance(error, app_commands.CheckFailure):
             text = str(error) or "🔒 You can't use this command here."
+        elif isinstance(error, app_commands.TransformerError):
+            text = refused_option(error)
         else:
             text = self.error_text(error, interaction)
         await tell_privately(interaction, text)

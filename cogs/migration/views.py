@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs.common.checks import NotMemoryAdmin, is_admin
+
 if TYPE_CHECKING:
     from cogs.migration.cog import MigrationCog
 
@@ -34,12 +36,18 @@ class Confirmation(discord.ui.View):
         self.confirm.label = confirm_label
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.author_id:
+        """The admin who ran the command, and still an admin now (the same rule as the commands)."""
+        if interaction.user.id != self.author_id:
+            refusal = f"🔒 Only <@{self.author_id}>, who ran this command, can answer it."
+        elif not await is_admin(interaction, self.cog.admin_permission):
+            refusal = (
+                f"{NotMemoryAdmin(self.cog.admin_permission)} You no longer have it, so this answer was "
+                "refused: nothing was changed."
+            )
+        else:
             return True
         await interaction.response.send_message(
-            f"🔒 Only <@{self.author_id}>, who ran this command, can answer it.",
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
+            refusal, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
         return False
 

@@ -23,9 +23,27 @@ from qwen3_memory.errors import SettingsError, UserFacingError
 from qwen3_memory.migration.report import render_status, render_verify
 from qwen3_memory.migration.strategies import STRATEGIES
 from qwen3_memory.models.profiles import PROFILES, Profile
-from qwen3_memory.settings import Settings, load_settings
+from qwen3_memory.settings import RANGES, Settings, load_settings
 
 LEGACY_FLAGS = {"--check-only": "check", "--dry-run": "plan", "--migrate": "migrate", "--verify": "verify"}
+MIGRATE_BATCH = RANGES["performance.batch_size"]  # --batch-size of migrate: the setting's range, 0 excluded
+COPY_BATCH_MAX = 100_000  # --batch-size of move-store: rows per bulk copy
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: an integer from ``low`` to ``high`` (argparse names the flag in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer between {low} and {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # what argparse calls the type in its messages
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="allow risky strategies (pad, truncate of non-Matryoshka)")
     p.add_argument("--no-swap", action="store_true", help="verify but leave read pointers for a manual swap")
     p.add_argument("--no-backup", action="store_true", help="skip the backup before starting (not recommended)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--batch-size",
+        type=bounded_int(1, int(MIGRATE_BATCH.high)),
+        default=None,
+        help=f"messages per batch, 1 to {MIGRATE_BATCH.high:g} (default: memory_system.performance.batch_size)",
+    )
     for name, text in (
         ("status", "show a job"),
         ("resume", "continue a paused, failed or interrupted job"),
@@ -106,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DSN",
         help="postgresql://user:password@host:5432/dbname (default: $MEMORY_DATABASE_URL, memory_system.database_url)",
     )
-    p.add_argument("--batch-size", type=int, default=None, help="rows per bulk copy (default 1000)")
+    p.add_argument(
+        "--batch-size",
+        type=bounded_int(1, COPY_BATCH_MAX),
+        default=None,
+        help=f"rows per bulk copy, 1 to {COPY_BATCH_MAX} (default 1000)",
+    )
     return parser
 
 
@@ -135,7 +163,9 @@ def _insert_command(args: list[str], command: str) -> list[str]:
 
 def target_space(settings: Settings, args: argparse.Namespace) -> Profile:
     """The target profile: command-line flags win over memory_system.migration settings."""
-    return settings.memory.migration.target(args.target_profile, args.target_path, args.target_dimension)
+    return settings.memory.migration.target(
+        args.target_profile, args.target_path, args.target_dimension, dimension_flag="--target-dimension"
+    )
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -170,20 +200,19 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     from qwen3_memory.memory import Memory
     from qwen3_memory.migration.engine import MigrationEngine
 
+    profile = target_space(settings, args) if args.command in ("plan", "migrate") else None  # refusals first
     memory = await Memory.open(settings)
     try:
         engine = MigrationEngine(memory)
         if args.command == "plan":
             from qwen3_memory.migration.plan import make_plan, render_plan
 
-            profile = target_space(settings, args)
             plan = await make_plan(
                 memory, profile.embedding, args.strategy, guild_id=args.guild, channels=args.channels
             )
             emit(args, plan.to_dict(), render_plan(plan))
             return 0
         if args.command == "migrate":
-            profile = target_space(settings, args)
             job = await engine.start(
                 profile.embedding,
                 args.strategy,
@@ -325,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = load_settings(args.settings)
+        if args.command != "backups":  # every other command opens (or restores) the memory
+            settings.check_writable()
         return asyncio.run(run_command(args, settings))
     except UserFacingError as exc:
         from qwen3_memory.migration.advice import COMMAND_LINE, advise  # imported here, so `--help` stays fast

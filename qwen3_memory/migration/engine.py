@@ -24,6 +24,7 @@ from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
+from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
 from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
 from qwen3_memory.migration.strategies import validate_strategy
@@ -189,16 +190,21 @@ class MigrationEngine:
         """(guild, channel, count) of channels reading from the source, smallest first."""
         counts = {(g, c): n for g, c, n in await self.store.message_channels()}
         selected = []
-        for state in await self.store.list_channels(guild_id):
+        states = await self.store.list_channels(guild_id)
+        for state in states:
             if state.read_space_id != source_id or (channel_ids and state.channel_id not in channel_ids):
                 continue
             selected.append((state.guild_id, state.channel_id, counts.get((state.guild_id, state.channel_id), 0)))
         if channel_ids:
+            known = {s.channel_id for s in states} | {c for g, c in counts if guild_id is None or g == guild_id}
+            unknown = sorted(set(channel_ids) - known)
+            if unknown:
+                raise JobStateError(unknown_channels_message(unknown, guild_id))
             missing = set(channel_ids) - {c for _, c, _ in selected}
             if missing:
                 raise JobStateError(
                     f"channel(s) {', '.join(map(str, sorted(missing)))} do not read from the source "
-                    "space (unknown, disabled memory, or already migrated)"
+                    "space (memory disabled there, or already migrated)"
                 )
         return sorted(selected, key=lambda item: (item[2], item[0], item[1]))
 

@@ -149,6 +149,7 @@ async def make_plan(
     plans = await _channel_plans(store, spaces, target_id, guild_id, channels)
     sources = _source_spaces(plans, spaces, target_space)
     risks, blockers = _strategy_risks(strategy, sources, target_space, force)
+    blockers = _unknown_blockers(plans, channels, guild_id) + blockers
     bench = None
     if strategy in ENCODING_STRATEGIES and benchmark_texts > 0:
         texts, kind = await _benchmark_texts(store, plans, benchmark_texts)
@@ -364,14 +365,33 @@ def _resource_risks(
     return risks
 
 
+def unknown_channels(plans: list[ChannelPlan], only: list[int] | None) -> list[int]:
+    """The channel ids named in ``only`` that the memory knows nothing about (in the planned scope)."""
+    return sorted(set(only or ()) - {p.channel_id for p in plans})
+
+
+def unknown_channels_message(unknown: list[int], guild_id: int | None) -> str:
+    """What both the plan and the engine say about channel ids the memory knows nothing about."""
+    return (
+        f"unknown channel id(s) {', '.join(map(str, unknown))}: the memory holds no messages and no settings for "
+        + ("them in this server" if guild_id is not None else "them")
+        + "; check the ids, or leave the channel list out for every channel"
+    )
+
+
+def _unknown_blockers(plans: list[ChannelPlan], only: list[int] | None, guild_id: int | None) -> list[str]:
+    unknown = unknown_channels(plans, only)
+    return [unknown_channels_message(unknown, guild_id)] if unknown else []
+
+
 def _notes(plans: list[ChannelPlan], only: list[int] | None, bench: Benchmark | None) -> list[str]:
     notes = []
-    if only is not None:
-        missing = sorted(set(only) - {p.channel_id for p in plans})
-        if missing:
-            notes.append(f"no memory for channel(s) {', '.join(map(str, missing))}: skipped")
+    unknown = unknown_channels(plans, only)
+    if unknown:
+        notes.append(f"left out of the plan: unknown channel id(s) {', '.join(map(str, unknown))}")
     if bench and bench.sample == "sample texts":
-        notes.append("the memory holds no text yet: the rate was measured on built-in sample texts")
+        holds = "the channels named hold no text" if only else "the memory holds no text yet"
+        notes.append(f"{holds}: the rate was measured on built-in sample texts")
     return notes
 
 

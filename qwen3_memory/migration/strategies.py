@@ -15,12 +15,11 @@ import numpy as np
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.models.embedding import EmbeddingService
 from qwen3_memory.records import StoredMessage
-from qwen3_memory.space import EmbeddingSpace
+from qwen3_memory.space import MATRYOSHKA_POOLINGS, EmbeddingSpace
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("regenerate", "transform", "truncate", "pad")
-MATRYOSHKA_POOLINGS = ("lasttoken",)  # Qwen3-Embedding is trained for truncation; mean-pooled MiniLMs are not
 MIN_TRANSFORM_SAMPLE = 32
 
 
@@ -42,6 +41,8 @@ def validate_strategy(strategy: str, source: EmbeddingSpace, target: EmbeddingSp
     """Warnings for a valid choice; :class:`StrategyRefused` for a meaningless one."""
     if strategy not in STRATEGIES:
         raise StrategyRefused(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if target.dimension < 1:
+        raise StrategyRefused(f"the target dimension must be positive, not {target.dimension}")
     if source.key == target.key:
         raise StrategyRefused("source and target are the same embedding space: there is nothing to migrate")
     if strategy == "regenerate":
