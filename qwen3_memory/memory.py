@@ -13,12 +13,15 @@ from collections.abc import Iterable
 
 from qwen3_memory.backends import Store, open_store
 from qwen3_memory.capture import Capture
+from qwen3_memory.errors import UserFacingError
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.pipeline import Hit, Recaller, RecallOptions
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_RECALL_K = 25  # the most hits one recall returns (an embed shows 25 fields at most)
 
 
 class Memory:
@@ -134,6 +137,8 @@ class Memory:
     ) -> list[Hit]:
         """The channel's ``k`` best earlier messages for ``query`` (default ``recall.k``), without message
         ``exclude`` (the question itself, when it was captured)."""
+        if k is not None and not 1 <= k <= MAX_RECALL_K:  # the commands offer 1-25; a crafted request may not
+            raise UserFacingError(f"k must be between 1 and {MAX_RECALL_K}, got {k}")
         k = k or self.settings.memory.recall.k
         options = self.recall_options(k=k + 1 if exclude is not None else k)
         hits = await self.recaller.recall(guild_id, channel_id, query, options)

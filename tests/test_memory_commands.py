@@ -205,3 +205,9 @@ async def test_the_memory_group_is_guild_only_and_admin_commands_carry_default_p
     assert {c.name for c in group.commands} == {"recall", "forget-me", "remember-me", "enable", "disable", "stats"}
     for name in ("stats", "enable", "disable"):
         assert group.get_command(name).default_permissions == discord.Permissions(manage_guild=True)
+
+
+async def test_a_crafted_k_outside_1_to_25_is_refused_clearly(harness):
+    for k in (-1, 0, 1000):
+        reply = await harness.slash("memory recall", member=harness.member(1), query="picnic at the lake", k=k)
+        assert reply.ephemeral and "k must be between 1 and 25" in reply.text, reply.text
