@@ -5,21 +5,37 @@ of messages in one transaction, embeds it once per write space of its channels i
 executor, stores the vectors and adds them to the channel indexes. A full queue makes listeners
 wait (back-pressure) instead of dropping messages. If embedding fails, the messages are still
 stored; :meth:`Capture.repair` embeds whatever lacks a vector later.
+
+A batch that cannot be written (a full disk, a locked or unreachable database) is kept and retried
+with a growing pause, from the step where it stopped (stored, embedded into some spaces, deleted),
+while later events wait behind it in the queue: nothing is lost and nothing is reordered, so a
+deletion is never undone by an earlier upsert of the same message. What is retained is bounded by
+the queue: once it is full, listeners wait. After a retried batch, and the first time this process
+writes to a channel, the channel's messages that lack a vector in its read space (stored by a
+process that stopped before it could embed them) are embedded in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qwen3_memory.backends import Store
-from qwen3_memory.errors import UserFacingError
+from qwen3_memory.errors import StoreLocked, UserFacingError, disk_full, disk_full_is_a_warning
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.records import StoredMessage
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_SECONDS = 0.5  # the first pause before a failed batch is tried again; it doubles each time
+RETRY_MAX_SECONDS = 30.0
+ATTEMPTS_ON_UNEXPECTED_ERRORS = 3  # a batch failing on something else than the database or the disk is dropped
+STOP_GIVES_UP_SECONDS = 60.0  # at shutdown, how long a batch that keeps failing is still retried
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,33 @@ class _Delete:
     done: asyncio.Future | None = None
 
 
+@dataclass
+class _Batch:
+    """Events taken from the queue together, with how far writing them got (a retry continues there)."""
+
+    events: list[_Upsert | _Delete]
+    to_embed: list[StoredMessage] | None = None  # stored, not embedded yet (None: not stored yet)
+    embedded_spaces: set[int] = field(default_factory=set)
+    deletes_done: int = 0
+    attempts: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(isinstance(e, _Upsert) for e in self.events)
+
+    @property
+    def channels(self) -> set[tuple[int, int]]:
+        return {(e.message.guild_id, e.message.channel_id) for e in self.events if isinstance(e, _Upsert)}
+
+
+def worth_retrying(error: BaseException) -> bool:
+    """Whether a write failed on the disk or the database (they recover), not on a bug in what was written."""
+    if disk_full(error) is not None or isinstance(error, (StoreLocked, OSError, sqlite3.OperationalError)):
+        return True
+    psycopg = sys.modules.get("psycopg")  # a lost or refused server connection
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)
+
+
 class Capture:
     def __init__(
         self,
@@ -42,38 +85,70 @@ class Capture:
         batch_size: int = 64,
         queue_size: int = 10_000,
         flush_seconds: float = 30.0,
+        retry_seconds: float = RETRY_FIRST_SECONDS,
     ) -> None:
         self.store = store
         self.services = services
         self.default_space_id = default_space_id
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
         self._queue: asyncio.Queue[_Upsert | _Delete] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
+        self._repairer: asyncio.Task | None = None
+        self._repairs: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        self._checked: set[tuple[int, int]] = set()  # channels whose read space was repaired by this process
+        self._failing_since: float | None = None  # while the writer retries a batch
         self.stored = 0
         self.embedded = 0
         self.failures = 0
+        self.retained = 0  # messages of the batch being retried (the queue holds the rest)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         if self._writer is None:
             self._writer = asyncio.create_task(self._run(), name="memory-capture-writer")
             self._flusher = asyncio.create_task(self._flush_periodically(), name="memory-index-flusher")
+            self._repairer = asyncio.create_task(self._repair_in_background(), name="memory-capture-repairer")
 
-    async def stop(self) -> None:
-        """Finish every queued event, stop the writer and persist the indexes."""
+    async def stop(self, give_up_after: float = STOP_GIVES_UP_SECONDS) -> None:
+        """Finish every queued event, stop the writer and persist the indexes.
+
+        A batch that keeps failing (the disk is still full) is retried for ``give_up_after`` seconds, then
+        the writer stops and the log says how many events were not written. A full disk while saving the
+        indexes is logged: they are rebuilt from the database at the next start.
+        """
         if self._writer is not None:
-            await self._queue.join()
-            for task in (self._writer, self._flusher):
+            joined = asyncio.ensure_future(self._queue.join())
+            while not joined.done():
+                await asyncio.wait({joined}, timeout=0.5)
+                failing = self._failing_since
+                if not joined.done() and failing is not None and time.monotonic() - failing > give_up_after:
+                    log.error(
+                        "capture stops with %d message(s) not written and %d event(s) queued: the store kept "
+                        "failing (see above). Messages stored without a vector are embedded after the next start",
+                        self.retained,
+                        self._queue.qsize(),
+                    )
+                    break
+            joined.cancel()
+            tasks = (self._writer, self._flusher, self._repairer)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(self._writer, self._flusher, return_exceptions=True)
-            self._writer = self._flusher = None
-        await self.store.flush()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._writer = self._flusher = self._repairer = None
+        with disk_full_is_a_warning(
+            log, "index files not saved (no space left); rebuilt from the database at next start"
+        ):
+            await self.store.flush()
 
-    async def drain(self) -> None:
-        """Wait until every event queued so far has been written."""
+    async def drain(self, repairs: bool = False) -> None:
+        """Wait until every event queued so far has been written (and, with ``repairs``, the background
+        repairs that writing them started)."""
         await self._queue.join()
+        if repairs:
+            await self._repairs.join()
 
     @property
     def pending(self) -> int:
@@ -95,46 +170,121 @@ class Capture:
     async def _run(self) -> None:
         while True:
             event = await self._queue.get()
-            batch = [event]
-            while len(batch) < self.batch_size and isinstance(batch[-1], _Upsert) and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            events = [event]
+            while len(events) < self.batch_size and isinstance(events[-1], _Upsert) and not self._queue.empty():
+                events.append(self._queue.get_nowait())
             try:
-                await self._handle(batch)
-            except Exception:
-                self.failures += 1
-                log.exception("memory writer failed on a batch of %d events", len(batch))
+                await self._write_until_done(_Batch(events))
             finally:
-                for _ in batch:
+                for _ in events:
                     self._queue.task_done()
 
-    async def _handle(self, batch: list[_Upsert | _Delete]) -> None:
-        upserts = [e.message for e in batch if isinstance(e, _Upsert)]
-        if upserts:
-            await self.write(upserts)
-        for event in batch:
-            if isinstance(event, _Delete):
-                try:
-                    await self.store.delete_messages(event.message_ids)
-                finally:
-                    if event.done is not None and not event.done.done():
-                        event.done.set_result(None)
+    async def _write_until_done(self, batch: _Batch) -> None:
+        """Write the batch, retrying from where it stopped while the store fails (a full disk, a lock)."""
+        pause = self.retry_seconds
+        queue_full_told = False
+        while True:
+            try:
+                await self._handle(batch)
+            except Exception as exc:
+                batch.attempts += 1
+                self.failures += 1
+                if not worth_retrying(exc) and batch.attempts >= ATTEMPTS_ON_UNEXPECTED_ERRORS:
+                    self._drop(batch, exc)
+                    return
+                self._failing_since = self._failing_since or time.monotonic()
+                self.retained = batch.messages
+                if batch.attempts & (batch.attempts - 1) == 0:  # the 1st, 2nd, 4th, 8th... failure
+                    log.error(
+                        "capture could not write %d message(s) and %d deletion(s) (attempt %d): %s. They are "
+                        "kept and retried every %.0fs at most; %d more event(s) wait in the queue",
+                        batch.messages,
+                        len(batch.events) - batch.messages,
+                        batch.attempts,
+                        disk_full(exc, self.store.where) or f"{type(exc).__name__}: {exc}",
+                        RETRY_MAX_SECONDS,
+                        self._queue.qsize(),
+                    )
+                if self._queue.full() and not queue_full_told:
+                    queue_full_told = True
+                    log.error(
+                        "capture's queue is full (%d events wait behind the batch that cannot be written): new "
+                        "messages now wait for room; nothing is dropped",
+                        self._queue.qsize(),
+                    )
+                await asyncio.sleep(pause)
+                pause = min(RETRY_MAX_SECONDS, pause * 2)
+                continue
+            if batch.attempts:
+                log.warning(
+                    "capture wrote %d message(s) after %d failed attempt(s); %d event(s) queued",
+                    batch.messages,
+                    batch.attempts,
+                    self._queue.qsize(),
+                )
+                self._checked.difference_update(batch.channels)  # check them again: they may lack vectors
+            self._failing_since, self.retained = None, 0
+            for channel in batch.channels - self._checked:
+                self._checked.add(channel)
+                self._repairs.put_nowait(channel)
+            return
+
+    def _drop(self, batch: _Batch, exc: Exception) -> None:
+        ids = [e.message.id for e in batch.events if isinstance(e, _Upsert)]
+        log.error(
+            "memory writer gave up on a batch of %d events after %d attempts (messages %s)",
+            len(batch.events),
+            batch.attempts,
+            ids[:20],
+            exc_info=exc,
+        )
+        self._failing_since, self.retained = None, 0
+        for event in batch.events[batch.deletes_done :]:
+            if isinstance(event, _Delete) and event.done is not None and not event.done.done():
+                event.done.set_exception(exc)
+
+    async def _handle(self, batch: _Batch) -> None:
+        """Store, embed, delete: each step once, so a retry continues after the last step that succeeded."""
+        if batch.to_embed is None:
+            batch.to_embed = await self._store([e.message for e in batch.events if isinstance(e, _Upsert)])
+        if batch.to_embed:
+            await self._embed(batch.to_embed, done=batch.embedded_spaces)
+            batch.to_embed = []
+        deletes = [e for e in batch.events if isinstance(e, _Delete)]
+        for event in deletes[batch.deletes_done :]:
+            await self.store.delete_messages(event.message_ids)
+            batch.deletes_done += 1
+            if event.done is not None and not event.done.done():
+                event.done.set_result(None)
 
     async def write(self, messages: Sequence[StoredMessage]) -> None:
         """Store messages and embed the new or changed ones into every write space of their channel."""
-        latest = {m.id: m for m in messages}  # an edit queued after its message wins
+        await self.embed(await self._store(messages))
+
+    async def _store(self, messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+        """Store messages; returns the new or changed ones (an edit queued after its message wins)."""
+        if not messages:
+            return []
+        latest = {m.id: m for m in messages}
         for key in {(m.guild_id, m.channel_id) for m in latest.values()}:
             await self.store.ensure_channel(*key, self.default_space_id)
-        changed = await self.store.add_messages(latest.values())
+        changed = list(await self.store.add_messages(latest.values()))
         self.stored += len(changed)
-        await self.embed(changed)
+        return changed
 
     async def embed(self, messages: Sequence[StoredMessage], only_space: int | None = None) -> None:
         """Embed ``messages`` into every write space of their channels (or just ``only_space``), then index them."""
+        await self._embed(messages, only_space)
+
+    async def _embed(
+        self, messages: Sequence[StoredMessage], only_space: int | None = None, done: set[int] | None = None
+    ) -> None:
+        """:meth:`embed`, skipping the spaces in ``done`` and adding each space written to it."""
         by_space: dict[int, list[StoredMessage]] = {}
         for key in {(m.guild_id, m.channel_id) for m in messages}:
             state = await self.store.get_channel(*key)
             for space_id in state.write_space_ids if state else ():
-                if only_space is not None and space_id != only_space:
+                if (only_space is not None and space_id != only_space) or (done is not None and space_id in done):
                     continue
                 by_space.setdefault(space_id, []).extend(m for m in messages if (m.guild_id, m.channel_id) == key)
         for space_id, group in by_space.items():
@@ -152,12 +302,17 @@ class Capture:
                 continue
             accepted = await self.store.put_vectors(space, group, vectors)
             self.embedded += len(accepted)
+            if done is not None:
+                done.add(space_id)
 
-    async def repair(self, guild_id: int, channel_id: int, batch_size: int = 256) -> int:
-        """Embed the channel's messages that lack a vector in one of its write spaces; returns how many."""
+    async def repair(self, guild_id: int, channel_id: int, batch_size: int = 256, only_space: int | None = None) -> int:
+        """Embed the channel's messages that lack a vector in one of its write spaces (or ``only_space``);
+        returns how many."""
         state = await self.store.get_channel(guild_id, channel_id)
         repaired = 0
         for space_id in state.write_space_ids if state else ():
+            if only_space is not None and space_id != only_space:
+                continue
             while missing := await self.store.messages_missing_vectors(
                 space_id, guild_id, channel_id, limit=batch_size
             ):
@@ -168,10 +323,29 @@ class Capture:
                 repaired += self.embedded - before
         return repaired
 
+    async def _repair_in_background(self) -> None:
+        """Embed what a channel's read space lacks, for channels the writer asks about (one at a time).
+
+        Only the read space: a migration's target space is the migration's to fill (its catch-up)."""
+        while True:
+            guild_id, channel_id = await self._repairs.get()
+            try:
+                state = await self.store.get_channel(guild_id, channel_id)
+                if state is not None:
+                    repaired = await self.repair(guild_id, channel_id, only_space=state.read_space_id)
+                    if repaired:
+                        log.warning("channel %d: embedded %d stored message(s) lacking a vector", channel_id, repaired)
+            except Exception as exc:
+                self._checked.discard((guild_id, channel_id))  # the next write there tries again
+                log.warning("could not check channel %d for messages without a vector: %s", channel_id, exc)
+            finally:
+                self._repairs.task_done()
+
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.flush_seconds)
             try:
-                await self.store.flush()
+                with disk_full_is_a_warning(log, "index files not saved (no space left); rebuilt from the database"):
+                    await self.store.flush()
             except Exception:
                 log.exception("flushing indexes failed; they will be rebuilt from the database if needed")

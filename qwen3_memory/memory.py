@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from qwen3_memory.backends import Store, open_store
 from qwen3_memory.capture import Capture
-from qwen3_memory.errors import UserFacingError
+from qwen3_memory.errors import UserFacingError, disk_full_is_a_warning
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.pipeline import Hit, Recaller, RecallOptions
 from qwen3_memory.records import SpaceRecord
@@ -145,11 +145,17 @@ class Memory:
         return [h for h in hits if h.message.id != exclude][:k]
 
     async def close(self) -> None:
-        """Write every queued message, persist indexes, release models and the database."""
+        """Write every queued message, persist indexes, release models and the database.
+
+        A full disk does not stop the closing: what could not be written is logged in one line (claims
+        expire by themselves, indexes are rebuilt from the database) and every step still runs."""
         try:
             await self.capture.stop()
         finally:
             if self._owns_services:
                 self.services.close()
-            await self.claims.close()
-            await self.store.close()
+            try:
+                with disk_full_is_a_warning(log, "migration claims not released (no space left); their leases expire"):
+                    await self.claims.close()
+            finally:
+                await self.store.close()

@@ -2,16 +2,17 @@
 
 One table for both faces. The error's own message says what went wrong; the next step names the
 face's commands (``/migrate resume`` in Discord, ``python -m qwen3_memory.migration resume`` in a
-terminal), so the admin cog and the command line give the same advice in their own words. An error
-that is not in the table and not a full disk is unexpected: the faces log it instead.
+terminal), so the admin cog and the command line give the same advice in their own words. A full disk
+(:class:`DiskFull`, or the raw ``OSError`` 28 or SQLite "database or disk is full" behind an error) is
+one message that names the file, its disk and what to free. An error that is not in the table and not a
+full disk is unexpected: the faces log it instead.
 """
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 
-from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError
+from qwen3_memory.errors import EncodeOutOfMemory, ModelUnavailable, StoreLocked, UserFacingError, disk_full
 from qwen3_memory.migration.backup import BackupError
 from qwen3_memory.migration.jobs import JobNotFound, JobStateError
 from qwen3_memory.migration.runner import MigrationFailed
@@ -55,11 +56,6 @@ NEXT_STEPS: dict[type[BaseException], str] = {
     BackupError: "`{command} check` shows the free disk space.",
 }
 
-DISK_FULL = (
-    "The disk is full ({where}). Nothing more was written; free some space (or move "
-    "memory_system.paths.backups_dir to a larger disk), then try again."
-)
-
 
 @dataclass(frozen=True)
 class Advice:
@@ -77,8 +73,9 @@ def next_step(error: BaseException, face: Face) -> str:
 
 def advise(error: BaseException, face: Face) -> Advice | None:
     """The advice for an error an admin can act on; None for an unexpected one (a bug: log it)."""
+    full = disk_full(error)
+    if full is not None:  # its message says what to free and what to do then
+        return Advice(str(full), "", disk_full=True)
     if isinstance(error, UserFacingError):
         return Advice(str(error), next_step(error, face))
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return Advice(DISK_FULL.format(where=error.filename or "no space left on device"), "", disk_full=True)
     return None

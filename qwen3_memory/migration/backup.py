@@ -30,6 +30,7 @@ it touches anything. The data it replaces is moved aside (itself a restorable ba
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -48,7 +49,7 @@ from typing import Any
 from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.schema import SCHEMA_VERSION
 from qwen3_memory.backends.sqlite.store import DeletionLedger, SQLiteStore, read_deletion_ledger
-from qwen3_memory.errors import UserFacingError
+from qwen3_memory.errors import UserFacingError, disk_full
 from qwen3_memory.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,8 @@ def _snapshot_database(source: Path, target: Path) -> str:
         finally:
             dst.close()
     except sqlite3.DatabaseError as exc:
+        if disk_full(exc) is not None:  # the copy's disk, not the database: "database or disk is full"
+            raise OSError(errno.ENOSPC, "No space left on device", str(target)) from None
         raise BackupError(f"{source}: cannot read the database for a backup ({exc})") from None
     finally:
         src.close()

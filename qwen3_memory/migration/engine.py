@@ -11,18 +11,21 @@ call only the public methods here.
 from __future__ import annotations
 
 import asyncio
-import errno
+import functools
 import logging
 import os
 import socket
-from dataclasses import dataclass
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from qwen3_memory.errors import UserFacingError
+from qwen3_memory.errors import DiskFull, UserFacingError, disk_full, disk_full_is_a_warning
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.backup import BackupError
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
 from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
@@ -35,11 +38,51 @@ from qwen3_memory.space import EmbeddingSpace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobStatus", "MigrationEngine", "MigrationFailed", "Preflight"]
+__all__ = ["BackupDiskFull", "JobStatus", "MigrationEngine", "MigrationFailed", "Preflight"]
 
 # The error of a job whose task was cancelled (the bot shut down): paused, but not by an admin, so a
 # restart resumes it like a crashed one (see interrupted_jobs).
 SHUTDOWN_PAUSE = "interrupted (bot shutting down); resume continues here"
+
+
+# What a job that paused itself on a full disk says after the disk's own message ("free ..., then").
+DISK_FULL_PAUSE = "resume: the migration paused itself and continues where it stopped"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BackupDiskFull(BackupError, DiskFull):
+    """The disk of the backups filled up while the backup before a migration was written."""
+
+
+def disk_full_is_typed(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A command that meets a full disk raises :class:`DiskFull` naming the file and its disk (SQLite only says
+    "database or disk is full", file writes ``OSError`` 28), not the raw error."""
+
+    @functools.wraps(method)
+    async def typed(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except DiskFull:
+            raise
+        except Exception as exc:
+            full = disk_full(exc, args[0].store.where)  # args[0]: the engine
+            if full is None:
+                raise
+            raise full from exc
+
+    return typed
+
+
+class _JobLogFile(logging.FileHandler):
+    """A job's log file: a record that finds its disk full is dropped quietly (it still reaches the process's
+    own log), instead of a "--- Logging error ---" traceback on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]  # called inside the handler's ``except``
+        if error is None or disk_full(error) is None:
+            super().handleError(record)
 
 
 POSTGRES_BACKUP_NOTE = (
@@ -102,6 +145,7 @@ class MigrationEngine:
             )
         return Preflight(source_space, warnings, channels)
 
+    @disk_full_is_typed
     async def start(
         self,
         target: EmbeddingSpace,
@@ -163,8 +207,9 @@ class MigrationEngine:
         return await self.jobs.get(job.id)
 
     async def _backup(self) -> Path:
-        """A consistent backup before anything changes; file-system failures become :class:`BackupError`."""
-        from qwen3_memory.migration.backup import BackupError, create_backup
+        """A consistent backup before anything changes; file-system failures become :class:`BackupError`
+        (:class:`BackupDiskFull` when the disk is full)."""
+        from qwen3_memory.migration.backup import create_backup
 
         backups_dir = self.memory.settings.backups_dir
         await self.store.flush()
@@ -174,10 +219,17 @@ class MigrationEngine:
             raise
         except OSError as exc:
             where = exc.filename or backups_dir
-            if exc.errno == errno.ENOSPC:
-                raise BackupError(
-                    f"the disk is full: the backup could not be written to {where}. Nothing was started; free "
-                    "some space or point memory_system.paths.backups_dir at a larger disk, then start again"
+            full = disk_full(exc, where)
+            if full is not None:
+                raise BackupDiskFull(
+                    f"the disk is full: the backup could not be written to {full.path} (the disk mounted at "
+                    f"{full.mount}, {full.free} free). Nothing was started",
+                    f"Free some space there (old backups in {backups_dir}) or point memory_system.paths.backups_dir "
+                    "at a larger disk",
+                    full.path,
+                    full.mount,
+                    full.free,
+                    then="start again",
                 ) from exc
             raise BackupError(
                 f"the backup could not be written to {where} ({exc.strerror or exc}). Nothing was started; "
@@ -223,7 +275,7 @@ class MigrationEngine:
             logger = logging.getLogger(f"{__name__}.job{job_id}")
             logger.setLevel(logging.INFO)
             if path:
-                handler = logging.FileHandler(path, encoding="utf-8")
+                handler = _JobLogFile(path, encoding="utf-8")
                 handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
                 logger.addHandler(handler)
             self._loggers[job_id] = logger
@@ -259,8 +311,33 @@ class MigrationEngine:
         try:
             await self.jobs.log_event(job_id, "claimed", f"{socket.gethostname()} pid {os.getpid()}")
             return await self._run_claimed(job_id)
+        except Exception as exc:
+            full = disk_full(exc, self.store.where)
+            if full is None:
+                raise
+            return await self._pause_on_full_disk(job_id, full)
         finally:
-            await self.memory.claims.release("job", job_id)
+            with disk_full_is_a_warning(log, "migration #%d: claim not released (no space left); it expires", job_id):
+                await self.memory.claims.release("job", job_id)
+
+    async def _pause_on_full_disk(self, job_id: int, full: DiskFull) -> Job:
+        """Pause the job with the disk's message; resumable like any pause. If even that cannot be recorded,
+        the job stays marked running with no runner, which ``resume`` (and a restart) continues as well."""
+        job = await self.jobs.get(job_id)
+        reason = full.then(DISK_FULL_PAUSE)
+        # one line, without the advice: every face shows the job's error, which has it
+        self._logger(job_id, job.log_path).info("migration #%d paused itself: no space left on %s", job_id, full.path)
+        progress = self._progress.get(job_id)
+        if progress is not None:
+            progress.update(phase=J.PAUSED)
+        try:
+            await self.jobs.set_status(job_id, J.PAUSED, reason, unless=(J.CANCELLED, J.COMPLETED))
+        except Exception as exc:
+            if disk_full(exc) is None:
+                raise
+            log.warning("migration #%d: the pause could not be recorded (the disk is still full)", job_id)
+            return replace(job, status=J.PAUSED, error=reason)
+        return await self.jobs.get(job_id)
 
     def runs_elsewhere(self, job: Job) -> bool:
         """Marked running, but not by a task of this process."""
@@ -337,6 +414,8 @@ class MigrationEngine:
             await self.jobs.set_status(job_id, J.PAUSED, SHUTDOWN_PAUSE, unless=(J.CANCELLED, J.COMPLETED, J.FAILED))
             raise
         except Exception as exc:
+            if disk_full(exc) is not None:
+                raise  # run() pauses the job: a full disk is not the migration's failure
             message = str(exc) if isinstance(exc, UserFacingError) else f"{type(exc).__name__}: {exc}"
             logger.exception("migration #%d failed: %s", job_id, message)
             await self.jobs.set_status(job_id, J.FAILED, message, unless=(J.CANCELLED, J.COMPLETED))
@@ -348,6 +427,7 @@ class MigrationEngine:
         return await self.jobs.get(job_id)
 
     # ------------------------------------------------------------------ control
+    @disk_full_is_typed
     async def pause(self, job_id: int, guild_id: int | None = None) -> Job:
         job = await self.jobs.get(job_id, guild_id)
         if job.status not in (J.RUNNING, J.PENDING):
@@ -355,6 +435,7 @@ class MigrationEngine:
         await self.jobs.set_status(job_id, J.PAUSED)
         return await self.jobs.get(job_id)
 
+    @disk_full_is_typed
     async def cancel(self, job_id: int, guild_id: int | None = None) -> Job:
         """Stop for good: dual-write to the target ends for channels not swapped; nothing is deleted."""
         job = await self.jobs.get(job_id, guild_id)
@@ -369,6 +450,7 @@ class MigrationEngine:
                 await self.store.remove_write_space(ch.guild_id, ch.channel_id, job.target_space_id)
         return await self.jobs.get(job_id)
 
+    @disk_full_is_typed
     async def resume(self, job_id: int, guild_id: int | None = None, background: bool = True) -> Job:
         job = await self.jobs.get(job_id, guild_id)
         if job.status not in (J.PAUSED, J.FAILED, J.RUNNING, J.PENDING):
@@ -441,6 +523,7 @@ class MigrationEngine:
         )
 
     # ------------------------------------------------------------------ verify, swap, rollback, finalize
+    @disk_full_is_typed
     async def verify(
         self, job_id: int, channel_id: int | None = None, guild_id: int | None = None, eval_path: Path | None = None
     ) -> list[VerifyReport]:
@@ -480,6 +563,7 @@ class MigrationEngine:
             raise JobNotFound(f"channel {channel_id} is not part of migration #{job.id}")
         return chosen
 
+    @disk_full_is_typed
     async def swap(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
         """Point verified channels (one, or all) at the target space; returns the channels swapped."""
         job = await self.jobs.get(job_id, guild_id)
@@ -498,6 +582,7 @@ class MigrationEngine:
         await self.jobs.update_channel(job.id, g, c, "swapped", status=J.SWAPPED)
         logger.info("channel %d now reads from space %d", c, space_id)
 
+    @disk_full_is_typed
     async def rollback(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
         """Point swapped channels back at the source space (instant: it was kept up to date)."""
         job = await self.jobs.get(job_id, guild_id)
@@ -533,6 +618,7 @@ class MigrationEngine:
             )
         return job
 
+    @disk_full_is_typed
     async def finalize(self, job_id: int, confirm: bool, guild_id: int | None = None) -> list[int]:
         """Delete the old space's vectors and index files of swapped channels, after a passing verify."""
         if not confirm:
