@@ -230,6 +230,8 @@ class MigrationCog(commands.Cog, name="Migration"):
                 f"❌ Migration #{job_id} failed: {job.error}\n➡️ `/migrate status` shows the failing channel; "
                 "`/migrate resume` retries it, `/migrate cancel` stops the migration."
             )
+        elif job.status == J.PAUSED and job.error:  # it paused itself (a full disk): nobody was told yet
+            text = f"⏸️ Migration #{job_id} paused itself: {job.error}\n➡️ `/migrate resume` continues it."
         else:
             return  # paused or cancelled by an admin, who already got an answer
         await self._post(job, text[:MESSAGE_LIMIT])
