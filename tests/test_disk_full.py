@@ -323,7 +323,7 @@ def test_the_command_line_prints_one_line_naming_the_disk_and_resume_finishes(tm
     assert len(naming) == 1, output  # the job's error; the log lines only say that it paused itself
     assert "the disk is full: " in naming[0] and "memory.db" in naming[0] and "Free space on that disk" in naming[0]
     assert "then resume" in naming[0]
-    assert "[paused]" in paused.stdout
+    assert "[paused]" in paused.stdout and paused.returncode == 1  # a job that paused itself fails the command
 
     resumed = _run_cli(settings, "resume")
     assert resumed.returncode == 0, resumed.stderr

@@ -343,8 +343,7 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
     job = task.result()
     status = await engine.status(job_id)
     emit(args, status.to_dict(), render_status(status))
-    if job.status == "paused" and job.error:  # it paused itself (a full disk): say why, and fail the command
-        print(f"error: {job.error}", file=sys.stderr)
+    if job.status == "paused" and job.error:  # it paused itself (a full disk): the status says why; fail the command
         return 1
     return 0 if job.status in ("completed", "paused") else 1
 
