@@ -395,3 +395,21 @@ async def test_start_backs_up_the_sqlite_memory_and_leaves_postgres_to_its_serve
         assert job.backup_path is None and POSTGRES_BACKUP_NOTE in job.options["warnings"]
     else:
         assert Path(job.backup_path).is_dir() and POSTGRES_BACKUP_NOTE not in job.options["warnings"]
+
+
+@pytest.mark.sqlite_only  # the lease rows; on Postgres test_shards.py covers processes sharing a job
+async def test_a_second_memory_on_the_same_file_cannot_resume_a_job_that_another_runs(filled, tiny_qwen3_dir):
+    import os
+
+    engine = MigrationEngine(filled)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)
+    assert await filled.claims.try_claim("job", job.id)  # this memory is running it
+    await engine.jobs.set_status(job.id, J.RUNNING)
+    other = await Memory.open(filled.settings, start_capture=False)  # the command line, beside the bot
+    try:
+        with pytest.raises(JobStateError, match=rf"migration #{job.id} is running in process {os.getpid()} on "):
+            await MigrationEngine(other).resume(job.id)
+        assert await MigrationEngine(other).interrupted_jobs() == []  # a restart would not adopt it either
+    finally:
+        await other.close()
+        await filled.claims.release("job", job.id)
