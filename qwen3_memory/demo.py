@@ -21,7 +21,7 @@ from qwen3_memory.memory import Memory
 from qwen3_memory.records import StoredMessage
 from qwen3_memory.settings import default_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # qwen3_memory/demo.py -> the checkout
 SAMPLES = REPO / "data" / "samples"
 
 
