@@ -659,3 +659,15 @@ async def test_writes_wait_out_another_writer_while_this_process_reads(sqlite_st
         stop.set()
         writer.join()
     assert await store.count_messages(1, 10) == 3040
+
+
+async def test_a_closed_memory_is_one_file_without_a_write_ahead_log(db_path):
+    store = await SQLiteStore.open(db_path)
+    await store.add_messages([message(i, f"line {i}") for i in range(1, 50)])
+    assert db_path.with_name(db_path.name + "-wal").exists()
+
+    await store.close()
+
+    assert not db_path.with_name(db_path.name + "-wal").exists()  # folded in: a copy of the file is complete
+    with sqlite3.connect(f"file:{db_path}?immutable=1", uri=True) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 49

@@ -208,9 +208,11 @@ class SQLiteStore(PortableReads):
         return store
 
     async def _close_connections(self) -> None:
-        await self._conn.close()
+        """The reader first: the writing connection, closing last, folds the write-ahead log into the database
+        (a read-only connection cannot), so a closed memory is one self-contained file."""
         if self._reader is not None:
             await self._reader.close()
+        await self._conn.close()
 
     async def close(self) -> None:
         async with self._lock:
