@@ -671,3 +671,27 @@ async def test_a_closed_memory_is_one_file_without_a_write_ahead_log(db_path):
     assert not db_path.with_name(db_path.name + "-wal").exists()  # folded in: a copy of the file is complete
     with sqlite3.connect(f"file:{db_path}?immutable=1", uri=True) as conn:
         assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 49
+
+
+async def test_a_write_is_read_back_at_once_while_other_reads_are_under_way(sqlite_store):
+    """Reads share one read-only connection; each must start its own snapshot, so that what was just
+    committed is seen even while other reads run (a job created and read back at once, under capture)."""
+    store = sqlite_store
+    await store.add_messages([message(i, f"line {i} of a long channel") for i in range(1, 2001)])
+    stop = asyncio.Event()
+
+    async def keep_reading() -> None:
+        while not stop.is_set():
+            await store.fetchall("SELECT id, content FROM messages")
+
+    readers = [asyncio.create_task(keep_reading()) for _ in range(3)]
+    try:
+        for i in range(300):
+            async with store.transaction() as db:
+                await db.execute(
+                    "INSERT INTO opted_out_users(guild_id, user_id, created_at) VALUES (?,?,?)", (1, i, 0.0)
+                )
+            assert await store.fetchone("SELECT user_id FROM opted_out_users WHERE user_id = ?", (i,)) is not None
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)

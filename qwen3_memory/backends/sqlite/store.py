@@ -161,6 +161,10 @@ class SQLiteStore(PortableReads):
         # behind a write this way.
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one write transaction at a time on the writing connection
+        # One read at a time on the reading connection, from its first step to its close: two interleaved reads
+        # would share the first one's snapshot, and the second would miss what was committed in between
+        # (a job read back right after it was created).
+        self._read_lock = asyncio.Lock()
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
         self.indexes = ChannelIndexes(self, vectors_dir, params)
@@ -314,11 +318,11 @@ class SQLiteStore(PortableReads):
 
     async def fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         """Rows of a read, on the read-only connection: what is committed, never a transaction in progress."""
-        async with self._read_connection().execute(sql, params) as cur:
+        async with self._read_lock, self._read_connection().execute(sql, params) as cur:
             return list(await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
-        async with self._read_connection().execute(sql, params) as cur:
+        async with self._read_lock, self._read_connection().execute(sql, params) as cur:
             return await cur.fetchone()
 
     def _read_connection(self) -> aiosqlite.Connection:
