@@ -90,6 +90,12 @@ def _moved(before: dict[tuple[int, int, int], int], after: dict[tuple[int, int, 
     return {key: (before.get(key, 0), value) for key, value in after.items() if value != before.get(key, 0)}
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A short-lived read-only connection for a worker thread: bulk reads off the event loop, in their own
+    snapshot, never on the store's connections."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+
 @dataclass(frozen=True)
 class DeletionLedger:
     """What a memory forgot: ``forgotten_messages`` rows and ``opted_out_users`` rows."""
@@ -103,7 +109,7 @@ def read_deletion_ledger(path: Path) -> DeletionLedger:
     does not exist or predates the ledger."""
     if not path.exists():
         return DeletionLedger()
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = _read_only(path)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         messages = list(conn.execute("SELECT * FROM forgotten_messages")) if "forgotten_messages" in tables else []
@@ -495,10 +501,11 @@ class SQLiteStore(PortableReads):
                 ).fetchall()
             }
             changed = [m for m in messages if existing.get(m.id) != m.content and m.id not in forgotten]
-            stale = [m.id for m in changed if m.id in existing]
+            edited = [m for m in changed if m.id in existing]
+            stale = [m.id for m in edited]
             generations: Generations = {}
             if stale:
-                channels = {(m.guild_id, m.channel_id) for m in changed if m.id in existing}
+                channels = {(m.guild_id, m.channel_id) for m in edited}
                 before = await _generations(db, channels)
                 await db.execute(f"DELETE FROM embeddings WHERE message_id IN ({_placeholders(len(stale))})", stale)
                 generations = _moved(before, await _generations(db, channels))
@@ -516,7 +523,7 @@ class SQLiteStore(PortableReads):
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
                 [(m.id, fts_document(m.content)) for m in changed],
             )
-        return changed, [m for m in changed if m.id in existing], generations
+        return changed, edited, generations
 
     async def delete_messages(self, message_ids: Iterable[int]) -> list[StoredMessage]:
         """Delete messages with their vectors in every space (FK cascade) and every loaded index."""
@@ -682,7 +689,7 @@ class SQLiteStore(PortableReads):
     def _load_vectors_sync(
         self, space: SpaceRecord, guild_id: int, channel_id: int
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = _read_only(self.path)
         try:
             conn.execute("BEGIN")  # one snapshot for the vectors and their generation
             rows = conn.execute(
@@ -729,7 +736,7 @@ class SQLiteStore(PortableReads):
         self, space: SpaceRecord, guild_id: int, channel_id: int, generation: int
     ) -> VectorChanges | None:
         key = (space.id, guild_id, channel_id)
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = _read_only(self.path)
         try:
             conn.execute("BEGIN")  # one snapshot: the log, the vectors and the generation agree
             row = conn.execute(
@@ -830,7 +837,7 @@ class SQLiteStore(PortableReads):
         return result
 
     def _messages_digest_sync(self, guild_id: int, channel_id: int) -> tuple[int, str]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = _read_only(self.path)
         try:
             count, digest = 0, hashlib.sha256()
             for message_id, content in conn.execute(
