@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from qwen3_memory.memory import Memory
@@ -112,3 +114,18 @@ def make_unwritable(directory: Path, monkeypatch) -> Path:
 
         monkeypatch.setattr(os, "access", access)
     return directory
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def migration_cli(settings: Path, *args: str) -> subprocess.Popen:
+    """``python -m qwen3_memory.migration --settings SETTINGS ARGS`` in a process of its own, output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -9,7 +9,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,22 +16,11 @@ import numpy as np
 import pytest
 
 from tests.factories import CLI_CHANNELS, populate, write_settings
+from tests.factories import migration_cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = CLI_CHANNELS
 pytestmark = pytest.mark.slow
-
-
-def cli(settings: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def progress(db: Path) -> int:

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from qwen3_memory.migration.move_store import NEXT_STEP, StoreMove
 from qwen3_memory.settings import load_settings
 from qwen3_memory.space import EmbeddingSpace
 from tests.factories import TOPICS, message, qwen3_target
+from tests.factories import migration_cli as cli
 
 pytestmark = pytest.mark.postgres
 
@@ -85,18 +85,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def cli(settings: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings), *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 async def snapshot(settings: Path, dsn: str) -> tuple[dict, dict]:

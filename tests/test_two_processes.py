@@ -9,19 +9,14 @@ spaces (written by the bot into each write space, never lost to the other proces
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qwen3_memory.memory import Memory
 from qwen3_memory.settings import load_settings
-from tests.factories import TOPICS, message, populate, write_settings
+from tests.factories import TOPICS, message, migration_cli, populate, write_settings
 
-REPO = Path(__file__).resolve().parents[1]
 CHANNELS = {(1, 10): 240, (1, 11): 160}
 pytestmark = pytest.mark.slow
 
@@ -37,15 +32,7 @@ async def test_the_bot_and_a_command_line_migration_share_one_sqlite_memory(tmp_
     await populate(settings_path, CHANNELS)
     settings = load_settings(settings_path)
     memory = await Memory.open(settings)  # the bot: its capture writer runs in this process
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    migrate = subprocess.Popen(
-        [sys.executable, "-m", "qwen3_memory.migration", "--settings", str(settings_path), "migrate"],
-        cwd=settings_path.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    migrate = migration_cli(settings_path, "migrate")
     posted: list[int] = []
     try:
         next_id = 50_000
