@@ -65,7 +65,16 @@ class _Batch:
 
     @property
     def channels(self) -> set[tuple[int, int]]:
-        return {(e.message.guild_id, e.message.channel_id) for e in self.events if isinstance(e, _Upsert)}
+        return set(self.newest_ids())
+
+    def newest_ids(self) -> dict[tuple[int, int], int]:
+        """The newest message id of this batch per (guild, channel)."""
+        newest: dict[tuple[int, int], int] = {}
+        for e in self.events:
+            if isinstance(e, _Upsert):
+                key = (e.message.guild_id, e.message.channel_id)
+                newest[key] = max(newest.get(key, 0), e.message.id)
+        return newest
 
 
 def worth_retrying(error: BaseException) -> bool:
@@ -97,7 +106,9 @@ class Capture:
         self._writer: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
         self._repairer: asyncio.Task | None = None
-        self._repairs: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        # (guild, channel, newest id this writer had finished there): a repair stops at that id, so it never
+        # embeds messages a later batch is still embedding (Discord ids grow with time)
+        self._repairs: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()
         self._checked: set[tuple[int, int]] = set()  # channels whose read space was repaired by this process
         self._failing_since: float | None = None  # while the writer retries a batch
         self.stored = 0
@@ -224,9 +235,10 @@ class Capture:
                 )
                 self._checked.difference_update(batch.channels)  # check them again: they may lack vectors
             self._failing_since, self.retained = None, 0
-            for channel in batch.channels - self._checked:
-                self._checked.add(channel)
-                self._repairs.put_nowait(channel)
+            for channel, newest in batch.newest_ids().items():
+                if channel not in self._checked:
+                    self._checked.add(channel)
+                    self._repairs.put_nowait((*channel, newest))
             return
 
     def _drop(self, batch: _Batch, exc: Exception) -> None:
@@ -305,16 +317,23 @@ class Capture:
             if done is not None:
                 done.add(space_id)
 
-    async def repair(self, guild_id: int, channel_id: int, batch_size: int = 256, only_space: int | None = None) -> int:
-        """Embed the channel's messages that lack a vector in one of its write spaces (or ``only_space``);
-        returns how many."""
+    async def repair(
+        self,
+        guild_id: int,
+        channel_id: int,
+        batch_size: int = 256,
+        only_space: int | None = None,
+        up_to_id: int = 2**63 - 1,
+    ) -> int:
+        """Embed the channel's messages (ids up to ``up_to_id``) that lack a vector in one of its write spaces
+        (or ``only_space``); returns how many."""
         state = await self.store.get_channel(guild_id, channel_id)
         repaired = 0
         for space_id in state.write_space_ids if state else ():
             if only_space is not None and space_id != only_space:
                 continue
             while missing := await self.store.messages_missing_vectors(
-                space_id, guild_id, channel_id, limit=batch_size
+                space_id, guild_id, channel_id, limit=batch_size, up_to_id=up_to_id
             ):
                 before = self.embedded
                 await self.embed(missing, only_space=space_id)
@@ -328,11 +347,13 @@ class Capture:
 
         Only the read space: a migration's target space is the migration's to fill (its catch-up)."""
         while True:
-            guild_id, channel_id = await self._repairs.get()
+            guild_id, channel_id, up_to_id = await self._repairs.get()
             try:
                 state = await self.store.get_channel(guild_id, channel_id)
                 if state is not None:
-                    repaired = await self.repair(guild_id, channel_id, only_space=state.read_space_id)
+                    repaired = await self.repair(
+                        guild_id, channel_id, only_space=state.read_space_id, up_to_id=up_to_id
+                    )
                     if repaired:
                         log.warning("channel %d: embedded %d stored message(s) lacking a vector", channel_id, repaired)
             except Exception as exc:

@@ -141,3 +141,24 @@ async def test_recall_leaves_out_the_question_and_keeps_k(memory):
     hits = await memory.recall(1, 10, "when is the team picnic?", k=1, exclude=3)
     assert [h.message.id for h in hits] == [1]
     assert 3 in [h.message.id for h in await memory.recall(1, 10, "when is the team picnic?", k=3)]
+
+
+async def test_the_first_writes_repair_check_never_embeds_what_a_later_batch_is_embedding(memory, monkeypatch):
+    service = memory.services.get(memory.default_space.spec)
+    await service.aload()
+    encode = service.encode_documents
+
+    def slow_encode(*args, **kwargs):  # a later batch is stored long before it is embedded
+        import time
+
+        time.sleep(0.05)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(service, "encode_documents", slow_encode)
+    total = 4 * memory.capture.batch_size
+    for i in range(1, total + 1):
+        await memory.capture.submit(message(i, f"line {i} of a busy channel"))
+    await memory.capture.drain(repairs=True)
+
+    assert memory.capture.embedded == total  # each message embedded once, none twice by the repair check
+    assert await memory.store.count_vectors(memory.default_space.id, 1, 10) == total
