@@ -88,3 +88,35 @@ class PortableReads:
             "SELECT guild_id, channel_id, COUNT(*) FROM messages GROUP BY guild_id, channel_id ORDER BY 3, 1, 2"
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    async def neighbours(
+        self,
+        guild_id: int,
+        channel_id: int,
+        around_ids: Sequence[int],
+        before: int,
+        after: int,
+        window_seconds: float,
+    ) -> list[StoredMessage]:
+        """The lines around each of ``around_ids`` in its channel, oldest first, without repeats: up to ``before``
+        earlier and ``after`` later messages within ``window_seconds`` of it, and the message itself.
+
+        Only messages of (``guild_id``, ``channel_id``) are read, so an id of another channel brings
+        nothing; deleted messages are gone from the table, and so are those of members who opted out.
+        """
+        parts, params = [], []
+        for n, message_id in enumerate(dict.fromkeys(around_ids)):
+            at = "(SELECT created_at FROM messages WHERE id = ? AND guild_id = ? AND channel_id = ?)"
+            for side, (compare, order, limit) in enumerate((("<", "DESC", before), (">=", "ASC", after + 1))):
+                if limit <= 0:
+                    continue
+                bound = f"created_at >= {at} - ?" if compare == "<" else f"created_at <= {at} + ?"
+                parts.append(
+                    f"SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM messages WHERE guild_id = ? AND channel_id = ? "
+                    f"AND id {compare} ? AND {bound} ORDER BY id {order} LIMIT ?) AS around_{n}_{side}"
+                )
+                params += [guild_id, channel_id, message_id, message_id, guild_id, channel_id, window_seconds, limit]
+        if not parts:
+            return []
+        rows = await self.fetchall(" UNION ALL ".join(parts), params)
+        return sorted({r[0]: message_of(r) for r in rows}.values(), key=lambda m: m.id)

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from qwen3_memory.backends.claims import Claims
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
 
@@ -120,8 +121,22 @@ class Store(Protocol):
     async def author_message_ids(self, guild_id: int, author_id: int) -> list[int]: ...
     async def set_opted_out(self, guild_id: int, user_id: int, opted_out: bool) -> None: ...
     async def opted_out_users(self, guild_id: int) -> set[int]: ...
-    async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
-        """Lexical candidates of one channel: (message id, score), best first."""
+    async def search_text(
+        self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
+    ) -> list[tuple[int, float]]:
+        """Lexical candidates of one channel that pass ``filters``: (message id, score), best first."""
+
+    async def neighbours(
+        self,
+        guild_id: int,
+        channel_id: int,
+        around_ids: Sequence[int],
+        before: int,
+        after: int,
+        window_seconds: float,
+    ) -> list[StoredMessage]:
+        """The lines around each message (``before`` earlier, ``after`` later, within ``window_seconds``) and the
+        message itself, of this channel only, oldest first (recall's context excerpts)."""
 
     async def channel_stats(self, target_space_id: int) -> dict[tuple[int, int], tuple[int, int, int]]: ...
 
@@ -160,9 +175,11 @@ class Store(Protocol):
         query: np.ndarray,
         k: int,
         expect_read_space: bool = False,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[tuple[int, float]]:
         """Top-``k`` (message id, cosine similarity) of one channel, best first. With ``expect_read_space``
-        a shared store raises :class:`ReadSpaceMoved` when another process moved the read pointer meanwhile."""
+        a shared store raises :class:`ReadSpaceMoved` when another process moved the read pointer meanwhile.
+        ``filters`` that exclude messages are searched exactly, so they still yield ``k`` results when ``k`` pass."""
 
     async def search_many(
         self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int

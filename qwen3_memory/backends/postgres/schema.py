@@ -150,7 +150,14 @@ END $$;
 CREATE TRIGGER messages_forgotten AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION record_forgotten_message();
 """
 
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# Version 5, as on SQLite: recall filters (an author, a time range) and the lines around a hit read one
+# channel's messages by author and by time.
+_V5 = """
+CREATE INDEX messages_by_channel_time ON messages(guild_id, channel_id, created_at) INCLUDE (id);
+CREATE INDEX messages_by_channel_author ON messages(guild_id, channel_id, author_id, created_at) INCLUDE (id);
+"""
+
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 

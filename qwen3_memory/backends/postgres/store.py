@@ -49,6 +49,7 @@ from qwen3_memory.backends.postgres.schema import (
 from qwen3_memory.backends.postgres.transaction import PgTransaction
 from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
 from qwen3_memory.errors import DimensionMismatch, ReadSpaceMoved, StoreError, StoreLocked
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
 
@@ -66,6 +67,29 @@ _NOT_A_WRITE_SPACE = (
 
 
 # ---------------------------------------------------------------------------------------------- helpers of the store
+def channel_search_sql(
+    space: SpaceRecord, guild_id: int, channel_id: int, k: int, filters: RecallFilters
+) -> tuple[sql.Composable, Callable[[np.ndarray], tuple]]:
+    """The nearest-vectors query of one channel, and the parameters it takes for one query vector.
+
+    Without filters the HNSW index answers (ORDER BY distance); with filters the passing messages are
+    scored in a materialised step first, so Postgres cannot hand the ORDER BY to the graph walk and every
+    one of them is compared: an exact search of the filtered subset.
+    """
+    kind, table = sql.SQL(vector_type(space.dimension)), sql.Identifier(space_table(space.id))
+    if not filters.restricts:
+        query = sql.SQL(
+            "SELECT message_id, 1 - (embedding <=> %s::{kind}) FROM {table} WHERE guild_id = %s AND channel_id = %s "
+            "ORDER BY embedding <=> %s::{kind} LIMIT %s"
+        ).format(kind=kind, table=table)
+        return query, lambda q: (q, guild_id, channel_id, q, k)
+    condition, params = filters.sql("m")
+    query = sql.SQL(
+        "WITH scored AS MATERIALIZED (SELECT v.message_id, v.embedding <=> %s::{kind} AS distance "
+        "FROM {table} v JOIN messages m ON m.id = v.message_id WHERE v.guild_id = %s AND v.channel_id = %s{condition}) "
+        "SELECT message_id, 1 - distance FROM scored ORDER BY distance LIMIT %s"
+    ).format(kind=kind, table=table, condition=sql.SQL(portable_sql(condition)))
+    return query, lambda q: (q, guild_id, channel_id, *params, k)
 
 
 def as_arrays(hits: Sequence[Sequence[tuple[int, float]]], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -528,15 +552,18 @@ class PostgresStore(PortableReads):
         rows = await self._fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY(%s)", (list(message_ids),))
         return {r[0]: message_of(r) for r in rows}
 
-    async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
-        """Full-text candidates of one channel: (message id, ts_rank), best first; higher is better."""
+    async def search_text(
+        self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
+    ) -> list[tuple[int, float]]:
+        """Full-text candidates of one channel that pass ``filters``: (message id, ts_rank), best first."""
         expression = tsquery_of(query)
         if not expression:
             return []
-        rows = await self._fetchall(
-            "SELECT m.id, ts_rank(m.tsv, q) AS score FROM messages m, to_tsquery('simple', %s) q "
-            "WHERE m.tsv @@ q AND m.guild_id = %s AND m.channel_id = %s ORDER BY score DESC, m.id LIMIT %s",
-            (expression, guild_id, channel_id, limit),
+        condition, params = filters.sql("m")
+        rows = await self.fetchall(
+            "SELECT m.id, ts_rank(m.tsv, q) AS score FROM messages m, to_tsquery('simple', ?) q "
+            f"WHERE m.tsv @@ q AND m.guild_id = ? AND m.channel_id = ?{condition} ORDER BY score DESC, m.id LIMIT ?",
+            (expression, guild_id, channel_id, *params, limit),
         )
         return [(r[0], float(r[1])) for r in rows]
 
@@ -803,14 +830,17 @@ class PostgresStore(PortableReads):
         query: np.ndarray,
         k: int,
         expect_read_space: bool = False,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[tuple[int, float]]:
-        """Top-``k`` (message id, cosine similarity) of one channel, best first.
+        """Top-``k`` (message id, cosine similarity) of one channel that pass ``filters``, best first.
 
         With ``expect_read_space`` this raises :class:`ReadSpaceMoved` when the channel no longer reads
         ``space`` (another process swapped it), checked in the search's own snapshot.
         """
         query = np.asarray(query, dtype=np.float32).reshape(1, -1)
-        hits = await self.search_vectors(space, guild_id, channel_id, query, k, expect_read_space=expect_read_space)
+        hits = await self.search_vectors(
+            space, guild_id, channel_id, query, k, expect_read_space=expect_read_space, filters=filters
+        )
         return hits[0]
 
     async def search_many(
@@ -832,6 +862,7 @@ class PostgresStore(PortableReads):
         k: int,
         ef_search: int | None = None,
         expect_read_space: bool = False,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[list[tuple[int, float]]]:
         """Top-``k`` (message id, cosine similarity) of one channel per query row, best first.
 
@@ -839,15 +870,13 @@ class PostgresStore(PortableReads):
         (:class:`ReadSpaceMoved` if it no longer names ``space``), and the search sees the vectors as
         they were at that moment even if a finalize deletes them meanwhile. The HNSW scan is iterative
         (``relaxed_order``), so filtering by channel still yields ``k`` results; they are re-sorted here.
+        ``filters`` that exclude messages (an author, a time range) are searched exactly instead: every
+        passing message is scored (:func:`channel_search_sql`), as a graph walk may stop short of a narrow subset.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, space.dimension)
         if k <= 0 or not len(queries):
             return [[] for _ in range(len(queries))]
-        kind = vector_type(space.dimension)
-        query = sql.SQL(
-            "SELECT message_id, 1 - (embedding <=> %s::{kind}) FROM {table} WHERE guild_id = %s AND channel_id = %s "
-            "ORDER BY embedding <=> %s::{kind} LIMIT %s"
-        ).format(kind=sql.SQL(kind), table=sql.Identifier(space_table(space.id)))
+        query, params_of = channel_search_sql(space, guild_id, channel_id, k, filters)
 
         async def search(conn: psycopg.AsyncConnection) -> list[list[tuple[int, float]]]:
             if expect_read_space:
@@ -871,7 +900,7 @@ class PostgresStore(PortableReads):
             async with conn.pipeline():
                 for q in queries:
                     cur = conn.cursor()
-                    await cur.execute(query, (q, guild_id, channel_id, q, k))
+                    await cur.execute(query, params_of(q))
                     cursors.append(cur)
             results = []
             for cur in cursors:

@@ -94,6 +94,32 @@ class VectorIndex:
                 out_ids[row, : s.size] = self._ids[sl]
             return out_scores, out_ids
 
+    def search_among(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, message ids) per query row among the ``allowed`` ids only, scored exactly.
+
+        A filtered search (one author, a time range) cannot rely on HNSW: its graph walk finds too few
+        of a narrow subset. The flat vectors (the exact index, or HNSW's storage) are searched with a
+        bitmap of the allowed live slots instead, so every allowed message is scored.
+        """
+        queries = self._check(queries)
+        with self._lock:
+            out_scores = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
+            out_ids = np.full((queries.shape[0], k), -1, dtype=np.int64)
+            mask = self._alive & np.isin(self._ids, np.asarray(allowed, dtype=np.int64))
+            n_allowed = int(mask.sum())
+            if n_allowed == 0 or k <= 0:
+                return out_scores, out_ids
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(mask.size, faiss.swig_ptr(bitmap))
+            index = faiss.downcast_index(self._faiss)
+            flat = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+            fetch = min(k, n_allowed)
+            scores, slots = flat.search(queries, fetch, params=faiss.SearchParameters(sel=selector))
+            found = slots >= 0
+            out_scores[:, :fetch] = np.where(found, scores, -np.inf)
+            out_ids[:, :fetch] = np.where(found, self._ids[np.maximum(slots, 0)], -1)
+            return out_scores, out_ids
+
     # ------------------------------------------------------------------ changes
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; an id already present is replaced (its old slot dies)."""

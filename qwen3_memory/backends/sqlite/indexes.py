@@ -219,6 +219,14 @@ class ChannelIndexes:
         scores, ids = await self.search_many(space, guild_id, channel_id, query.reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    async def search_among(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, query: np.ndarray, k: int, allowed: np.ndarray
+    ) -> list[tuple[int, float]]:
+        """Exact top-``k`` (message id, score) among the ``allowed`` message ids of one channel, in a worker thread."""
+        index = await self.get(space, guild_id, channel_id, validate=True)
+        scores, ids = await asyncio.to_thread(index.search_among, query.reshape(1, -1), k, allowed)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
     async def search_many(
         self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:

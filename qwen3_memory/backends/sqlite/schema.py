@@ -198,5 +198,12 @@ DROP TRIGGER embeddings_delete;"""
     + _logging_trigger("embeddings_delete", "DELETE", "old", _CHANGE_BUMP)
 )
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# Recall filters (an author, a time range) and the lines around a hit read one channel's messages by author and
+# by time: these indexes cover those reads (the rowid, the message id, is part of every index).
+_V5 = """
+CREATE INDEX messages_by_channel_time ON messages(guild_id, channel_id, created_at);
+CREATE INDEX messages_by_channel_author ON messages(guild_id, channel_id, author_id, created_at);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

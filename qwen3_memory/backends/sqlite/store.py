@@ -34,6 +34,7 @@ from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.indexes import ChannelIndexes, Generations, VectorChanges
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
 from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
 
@@ -570,15 +571,19 @@ class SQLiteStore(PortableReads):
             found.update((r[0], message_of(r)) for r in rows)
         return found
 
-    async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
-        """BM25 candidates of one channel: (message id, score), best first; higher is better."""
+    async def search_text(
+        self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
+    ) -> list[tuple[int, float]]:
+        """BM25 candidates of one channel that pass ``filters``: (message id, score), best first; higher is better."""
         match = fts_query(query)
         if not match:
             return []
+        condition, params = filters.sql("m")
         rows = await self.fetchall(
             "SELECT m.id, -bm25(messages_fts) AS score FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH ? AND m.guild_id = ? AND m.channel_id = ? ORDER BY bm25(messages_fts) LIMIT ?",
-            (match, guild_id, channel_id, limit),
+            f"WHERE messages_fts MATCH ? AND m.guild_id = ? AND m.channel_id = ?{condition} "
+            "ORDER BY bm25(messages_fts) LIMIT ?",
+            (match, guild_id, channel_id, *params, limit),
         )
         return [(r[0], float(r[1])) for r in rows]
 
@@ -784,13 +789,31 @@ class SQLiteStore(PortableReads):
         query: np.ndarray,
         k: int,
         expect_read_space: bool = False,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[tuple[int, float]]:
         """Top-``k`` (message id, score) of one channel, best first, searched in a worker thread.
 
-        ``expect_read_space`` matters on a shared server only; one process owns a SQLite memory and
-        moves its pointers itself.
+        With ``filters`` that exclude messages, every message passing them is scored (an exact search of
+        that subset), so a narrow filter still yields ``k`` results. ``expect_read_space`` matters on a
+        shared server only; one process owns a SQLite memory and moves its pointers itself.
         """
+        if filters.restricts:
+            allowed = await asyncio.to_thread(self._filtered_ids_sync, guild_id, channel_id, filters)
+            return await self.indexes.search_among(space, guild_id, channel_id, query, k, allowed)
         return await self.indexes.search(space, guild_id, channel_id, query, k)
+
+    def _filtered_ids_sync(self, guild_id: int, channel_id: int, filters: RecallFilters) -> np.ndarray:
+        """Ids of the channel's messages passing ``filters``, read through the covering indexes of schema 5."""
+        condition, params = filters.sql("m")
+        conn = _read_only(self.path)
+        try:
+            rows = conn.execute(
+                f"SELECT m.id FROM messages m WHERE m.guild_id = ? AND m.channel_id = ?{condition}",
+                (guild_id, channel_id, *params),
+            )
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        finally:
+            conn.close()
 
     async def search_many(
         self, space: SpaceRecord, guild_id: int, channel_id: int, queries: np.ndarray, k: int
