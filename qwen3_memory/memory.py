@@ -9,12 +9,15 @@ are captured, which members opted out (and forgetting what they wrote), what rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from qwen3_memory.backends import Store, open_store
 from qwen3_memory.capture import Capture
 from qwen3_memory.errors import UserFacingError, disk_full_is_a_warning
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
+from qwen3_memory.hooks import RecallEvent, RecallHooks
 from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.recall.context import Excerpt, ExcerptShape, RecallContext, build_excerpts, fit_context
 from qwen3_memory.recall.pipeline import Hit, Recaller, RecallOptions
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
@@ -58,6 +61,7 @@ class Memory:
         )
         self._capture_enabled: dict[tuple[int, int], bool] = {}  # (guild, channel) -> on; cleared on change
         self._opted_out: dict[int, set[int]] = {}  # guild -> members who asked to be forgotten
+        self.recall_hooks = RecallHooks()  # told of every recall (the memory cog re-dispatches as `memory_recall`)
 
     @classmethod
     async def open(
@@ -133,15 +137,92 @@ class Memory:
 
     # ------------------------------------------------------------------ recall
     async def recall(
-        self, guild_id: int, channel_id: int, query: str, k: int | None = None, exclude: int | None = None
+        self,
+        guild_id: int,
+        channel_id: int,
+        query: str,
+        k: int | None = None,
+        exclude: int | None = None,
+        filters: RecallFilters = NO_FILTERS,
+        source: str = "api",
+        requested_by: int | None = None,
     ) -> list[Hit]:
-        """The channel's ``k`` best earlier messages for ``query`` (default ``recall.k``), without message
-        ``exclude`` (the question itself, when it was captured)."""
+        """The channel's ``k`` best earlier messages for ``query`` (default ``recall.k``) that pass ``filters``
+        (authors, a time range, a preference for recent ones), without message ``exclude`` (the question
+        itself, when it was captured). Recall listeners (:attr:`recall_hooks`) hear of it as from ``source``."""
+        hits = await self._hits(guild_id, channel_id, query, k, exclude, filters)
+        await self.recall_hooks.emit(
+            RecallEvent(guild_id, channel_id, query, filters, tuple(hits), (), source, requested_by)
+        )
+        return hits
+
+    async def recall_excerpts(
+        self,
+        guild_id: int,
+        channel_id: int,
+        query: str,
+        k: int | None = None,
+        exclude: int | None = None,
+        filters: RecallFilters = NO_FILTERS,
+        shape: ExcerptShape = ExcerptShape(),
+        source: str = "api",
+        requested_by: int | None = None,
+    ) -> tuple[list[Hit], list[Excerpt]]:
+        """:meth:`recall`, and its hits with the lines around them merged into excerpts (most relevant first)."""
+        hits = await self._hits(guild_id, channel_id, query, k, exclude, filters)
+        excerpts = await self.excerpts(guild_id, channel_id, hits, shape, exclude)
+        await self.recall_hooks.emit(
+            RecallEvent(guild_id, channel_id, query, filters, tuple(hits), tuple(excerpts), source, requested_by)
+        )
+        return hits, excerpts
+
+    async def context(
+        self,
+        guild_id: int,
+        channel_id: int,
+        query: str,
+        *,
+        budget_chars: int = 4000,
+        filters: RecallFilters = NO_FILTERS,
+        k: int | None = None,
+        shape: ExcerptShape = ExcerptShape(),
+        exclude: int | None = None,
+    ) -> RecallContext:
+        """What this channel said about ``query``, ready for a prompt: excerpts (hits with their neighbouring
+        lines, authors, UTC times, jump links), oldest first, de-duplicated, in at most ``budget_chars``.
+
+        The API for other cogs (an LLM chat cog): see ``examples/ask_cog.py``. Never crosses the channel;
+        deleted messages and members who opted out never appear.
+        """
+        _, excerpts = await self.recall_excerpts(guild_id, channel_id, query, k, exclude, filters, shape, "context")
+        return fit_context(query, excerpts, budget_chars)
+
+    async def excerpts(
+        self,
+        guild_id: int,
+        channel_id: int,
+        hits: Sequence[Hit],
+        shape: ExcerptShape = ExcerptShape(),
+        exclude: int | None = None,
+    ) -> list[Excerpt]:
+        """``hits`` of one channel with their neighbouring lines (read from the store), merged where they touch."""
+        if not hits:
+            return []
+        lines = await self.store.neighbours(
+            guild_id, channel_id, [h.message.id for h in hits], shape.before, shape.after, shape.window_seconds
+        )
+        hidden = await self._opted_out_users(guild_id)
+        lines = [m for m in lines if m.author_id not in hidden and m.id != exclude]
+        return build_excerpts(hits, lines, shape.before, shape.after, shape.max_gap_seconds)
+
+    async def _hits(
+        self, guild_id: int, channel_id: int, query: str, k: int | None, exclude: int | None, filters: RecallFilters
+    ) -> list[Hit]:
         if k is not None and not 1 <= k <= MAX_RECALL_K:  # the commands offer 1-25; a crafted request may not
             raise UserFacingError(f"k must be between 1 and {MAX_RECALL_K}, got {k}")
         k = k or self.settings.memory.recall.k
         options = self.recall_options(k=k + 1 if exclude is not None else k)
-        hits = await self.recaller.recall(guild_id, channel_id, query, options)
+        hits = await self.recaller.recall(guild_id, channel_id, query, options, filters=filters)
         return [h for h in hits if h.message.id != exclude][:k]
 
     async def close(self) -> None:

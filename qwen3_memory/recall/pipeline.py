@@ -21,6 +21,11 @@ Stages, each switchable in settings (``memory_system.recall``) and per query (:c
    re-ordered by its probability; ``min_rerank_score`` (0: off) then drops those it judges
    irrelevant. A reranker that cannot load is switched off with one logged error, and recall
    carries on with the fused order rather than failing every query.
+
+:class:`~qwen3_memory.filters.RecallFilters` (authors, a time range) apply inside the dense and the
+BM25 search, so both lists hold only passing messages (an exact dense search of the passing subset:
+a narrow filter still yields k results); an optional recency preference re-orders the survivors of
+the floor by score times the decay of their age (:mod:`.recency`).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ import numpy as np
 
 from qwen3_memory.backends import Store
 from qwen3_memory.errors import ModelUnavailable, ReadSpaceMoved, UserFacingError
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.fusion import reciprocal_rank_fusion
+from qwen3_memory.recall.recency import prefer_recent
 from qwen3_memory.records import SpaceRecord, StoredMessage
 from qwen3_memory.settings import RecallSettings
 
@@ -153,14 +160,19 @@ class Recaller:
         query_vector: np.ndarray,
         n: int,
         check_pointer: bool = False,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[tuple[int, float]]:
-        """(message id, cosine) of the channel's ``n`` nearest messages in ``space``, best first;
-        ``check_pointer`` raises :class:`ReadSpaceMoved` if the channel no longer reads ``space``."""
-        return await self.store.search(space, guild_id, channel_id, query_vector, n, expect_read_space=check_pointer)
+        """(message id, cosine) of the channel's ``n`` nearest messages in ``space`` passing ``filters``, best
+        first; ``check_pointer`` raises :class:`ReadSpaceMoved` if the channel no longer reads ``space``."""
+        return await self.store.search(
+            space, guild_id, channel_id, query_vector, n, expect_read_space=check_pointer, filters=filters
+        )
 
-    async def lexical_candidates(self, guild_id: int, channel_id: int, query: str, n: int) -> list[tuple[int, float]]:
-        """(message id, BM25 score) of the channel's ``n`` best text matches, best first."""
-        return await self.store.search_text(guild_id, channel_id, query, n)
+    async def lexical_candidates(
+        self, guild_id: int, channel_id: int, query: str, n: int, filters: RecallFilters = NO_FILTERS
+    ) -> list[tuple[int, float]]:
+        """(message id, BM25 score) of the channel's ``n`` best text matches passing ``filters``, best first."""
+        return await self.store.search_text(guild_id, channel_id, query, n, filters=filters)
 
     @staticmethod
     def fuse(
@@ -223,8 +235,10 @@ class Recaller:
         query: str,
         options: RecallOptions = RecallOptions(),
         space: SpaceRecord | None = None,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[Hit]:
-        """Best earlier messages of one channel for ``query``; ``space`` forces a space (A/B comparison).
+        """Best earlier messages of one channel for ``query`` that pass ``filters`` (authors, a time range, a
+        preference for recent ones); ``space`` forces a space (A/B comparison).
 
         Without a forced space the dense search checks, in its own transaction, that the channel still
         reads the space the query was embedded for; a swap in between (by another process) means one
@@ -236,7 +250,7 @@ class Recaller:
             if space is None or not query.strip():
                 return []
             try:
-                return await self._recall_in(space, guild_id, channel_id, query, options, check_pointer=not forced)
+                return await self._recall_in(space, guild_id, channel_id, query, options, not forced, filters)
             except ReadSpaceMoved:
                 log.info("channel %d moved to another space during a recall; retrying (%d)", channel_id, attempt + 1)
         return []
@@ -249,20 +263,25 @@ class Recaller:
         query: str,
         options: RecallOptions,
         check_pointer: bool,
+        filters: RecallFilters = NO_FILTERS,
     ) -> list[Hit]:
         depth = options.search_depth
         query_vector = dense = lexical = None
         if options.dense:
             query_vector = await self.embed_query(space, query)
-            dense = await self.dense_candidates(space, guild_id, channel_id, query_vector, depth, check_pointer)
+            dense = await self.dense_candidates(
+                space, guild_id, channel_id, query_vector, depth, check_pointer, filters
+            )
         if options.hybrid:
-            lexical = await self.lexical_candidates(guild_id, channel_id, query, depth)
+            lexical = await self.lexical_candidates(guild_id, channel_id, query, depth, filters)
         ranked = self.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
         if query_vector is not None:
             similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
             ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= options.min_score]
         else:
             similarity = {}
+        if filters.recency_half_life_days is not None:
+            ranked = await prefer_recent(self.store, ranked, filters.recency_half_life_days)
         wanted = ranked[: options.rerank_depth if options.rerank else options.k]
         messages = await self.store.get_messages([i for i, _ in wanted])
         hits = [
