@@ -45,7 +45,7 @@ async def test_recall_answers_ephemerally_with_the_best_earlier_messages(harness
 async def test_recall_k_limits_the_number_of_results(harness):
     await remember(harness, *[(f"{PICNIC} (reminder {i})", 0) for i in range(5)])
     reply = await harness.slash("memory recall", member=harness.member(1), query="picnic at the lake", k=2)
-    assert reply.embeds[0].description.count("[jump]") == 2
+    assert reply.embeds[0].description.count("▶") == 2  # two hits (one excerpt: they are neighbours)
 
 
 async def test_recall_stays_in_the_channel_it_is_asked_in(harness):
@@ -189,7 +189,9 @@ async def test_unexpected_errors_are_logged_with_an_id_shown_to_the_user(harness
     async def broken(*args, **kwargs):
         raise RuntimeError("the index exploded")
 
-    monkeypatch.setattr(harness.memory, "recall", broken)  # a fault injected into the command body, nothing else
+    monkeypatch.setattr(
+        harness.memory, "recall_excerpts", broken
+    )  # a fault injected into the command body, nothing else
     with caplog.at_level(logging.ERROR, logger="cogs.memory.cog"):
         reply = await harness.slash("memory recall", member=harness.member(0), query="picnic")
     assert reply.failed and reply.ephemeral

@@ -10,11 +10,9 @@ the event loop) and recall embeds the question in the embedding executor.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
-from collections.abc import Sequence
 
 import discord
 from discord import app_commands
@@ -22,19 +20,19 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import refused_option, tell_privately
+from cogs.memory.render import MEMORY_COLOUR, excerpts_embed, filters_text, snippet
 from qwen3_memory.errors import UserFacingError
+from qwen3_memory.filters import NO_FILTERS, RecallFilters
+from qwen3_memory.hooks import RecallEvent
 from qwen3_memory.memory import Memory
-from qwen3_memory.recall.pipeline import Hit
 from qwen3_memory.records import StoredMessage
 from qwen3_memory.stats import ChannelStats, MemoryStats, memory_stats
+from qwen3_memory.when import parse_when
 
 log = logging.getLogger(__name__)
 
-SNIPPET_CHARS = 200
-EMBED_DESCRIPTION_LIMIT = 4000
 STATS_FIELDS = 20  # channels shown by /memory stats (an embed holds at most 25 fields)
 DM_GUILD_ID = 0  # guild id under which direct messages are kept when capture.allow_dms is on
-MEMORY_COLOUR = discord.Colour.blurple()
 
 
 # ---------------------------------------------------------------------- conversions
@@ -60,33 +58,19 @@ def question_of(message: discord.Message, bot_id: int) -> str:
     return re.sub(rf"<@!?{bot_id}>", " ", message.content).strip()
 
 
-def _snippet(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return discord.utils.escape_markdown(text)
-
-
-def render_hits(hits: Sequence[Hit], query: str, where: str) -> discord.Embed:
-    """One embed: per hit the author, the date, a snippet, a jump link and the cosine score."""
-    budget = max(60, EMBED_DESCRIPTION_LIMIT // max(1, len(hits)) - 120)
-    cosine = all(not math.isnan(h.similarity) for h in hits)  # NaN: a lexical-only recall has no query vector
-    lines = []
-    for rank, hit in enumerate(hits, 1):
-        m = hit.message
-        score = hit.similarity if cosine else hit.score
-        lines.append(
-            f"**{rank}.** {discord.utils.escape_markdown(m.author_name)} · <t:{int(m.created_at)}:d> · "
-            f"score {score:.2f} · [jump]({m.jump_url()})\n> {_snippet(m.content, min(SNIPPET_CHARS, budget))}"
-        )
-    embed = discord.Embed(
-        title=f"🧠 What I remember from {where}",
-        description="\n".join(lines)[:EMBED_DESCRIPTION_LIMIT],
-        colour=MEMORY_COLOUR,
+def recall_filters(
+    author: discord.abc.User | None, after: str | None, before: str | None, recent: bool
+) -> RecallFilters:
+    """The /memory recall options as library filters; a date it cannot read is a UserFacingError naming the option."""
+    if author is None and not after and not before and not recent:
+        return NO_FILTERS
+    now = time.time()
+    return RecallFilters.of(
+        authors=[author.id] if author is not None else [],
+        after=parse_when(after, now, "after") if after else None,
+        before=parse_when(before, now, "before") if before else None,
+        prefer_recent=recent,
     )
-    meaning = "cosine similarity to your question" if cosine else "ranking score"
-    embed.set_footer(text=f"for “{_snippet(query, 120)}” · score = {meaning}")
-    return embed
 
 
 def _where(channel) -> str:
@@ -214,6 +198,14 @@ class MemoryCog(commands.Cog, name="Memory"):
         self.min_length = capture.min_length
         self.admin_permission = memory.settings.memory.permissions.admin_permission
         self.rate_limit = RecallRateLimit(memory.settings.memory.recall.user_cooldown_seconds)
+        self._stop_dispatching = memory.recall_hooks.add(self._dispatch_recall)
+
+    async def cog_unload(self) -> None:
+        self._stop_dispatching()
+
+    def _dispatch_recall(self, event: RecallEvent) -> None:
+        """Every recall of the memory becomes the bot event ``memory_recall`` (``on_memory_recall(event)``)."""
+        self.bot.dispatch("memory_recall", event)
 
     # ------------------------------------------------------------------ capture
     def _capturable(self, message: discord.Message) -> bool:
@@ -274,7 +266,9 @@ class MemoryCog(commands.Cog, name="Memory"):
         await self.memory.capture.delete(sorted(payload.message_ids))
 
     # ------------------------------------------------------------------ recall
-    async def _nothing_found(self, guild_id: int, channel, query: str, exclude: int | None = None) -> str:
+    async def _nothing_found(
+        self, guild_id: int, channel, query: str, exclude: int | None = None, conditions: str = ""
+    ) -> str:
         count = await self.memory.store.count_messages(guild_id, channel.id)
         if count == 1 and exclude is not None and await self.memory.store.get_messages([exclude]):
             count = 0  # only the question itself
@@ -288,8 +282,13 @@ class MemoryCog(commands.Cog, name="Memory"):
                 f"💭 I don't remember anything from {_where(channel)} yet. "
                 "I remember messages posted here from now on; ask me again later."
             )
+        if conditions:
+            return (
+                f"🔍 Nothing I remember from {_where(channel)} ({conditions}) matches “{snippet(query, 120)}”. "
+                "Try wider filters or other words."
+            )
         return (
-            f"🔍 Nothing I remember from {_where(channel)} matches “{_snippet(query, 120)}”. "
+            f"🔍 Nothing I remember from {_where(channel)} matches “{snippet(query, 120)}”. "
             "Try other words, or a question closer to how it was said."
         )
 
@@ -310,12 +309,19 @@ class MemoryCog(commands.Cog, name="Memory"):
             return
         guild_id = message.guild.id if message.guild else DM_GUILD_ID
         try:
-            hits = await self.memory.recall(guild_id, message.channel.id, question, exclude=message.id)
+            _, excerpts = await self.memory.recall_excerpts(
+                guild_id,
+                message.channel.id,
+                question,
+                exclude=message.id,
+                source="mention",
+                requested_by=message.author.id,
+            )
         except UserFacingError as exc:
             await message.reply(f"⚠️ {exc}", **reply_kwargs)
             return
-        if hits:
-            await message.reply(embed=render_hits(hits, question, _where(message.channel)), **reply_kwargs)
+        if excerpts:
+            await message.reply(embed=excerpts_embed(excerpts, question, _where(message.channel)), **reply_kwargs)
         else:
             text = await self._nothing_found(guild_id, message.channel, question, exclude=message.id)
             await message.reply(text, **reply_kwargs)
@@ -326,20 +332,44 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     # ------------------------------------------------------------------ /memory for everyone
     @memory_group.command(name="recall", description="Find earlier messages of this channel about something")
-    @app_commands.describe(query="What to look for, in your own words", k="How many messages to show (1-25)")
+    @app_commands.describe(
+        query="What to look for, in your own words",
+        k="How many messages to show (1-25)",
+        author="Only messages by this member",
+        after="Only messages from then on: 2026-05-01, 2026-05-01 18:30 (UTC), 7d, 2w, 3mo, yesterday",
+        before="Only messages before then: 2026-05-01, 2026-05-01 18:30 (UTC), 7d, 2w, 3mo, yesterday",
+        recent="Prefer recent messages among the relevant ones",
+    )
     @recall_rate_limited()
     async def recall_command(
-        self, interaction: discord.Interaction, query: str, k: app_commands.Range[int, 1, 25] | None = None
+        self,
+        interaction: discord.Interaction,
+        query: str,
+        k: app_commands.Range[int, 1, 25] | None = None,
+        author: discord.User | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        recent: bool = False,
     ) -> None:
+        filters = recall_filters(author, after, before, recent)  # a bad date is refused before any work
+        conditions = filters_text(filters, {author.id: author.display_name} if author else None)
         await interaction.response.defer(ephemeral=True, thinking=True)
         channel = interaction.channel
-        hits = await self.memory.recall(interaction.guild_id, channel.id, query, k)
-        if hits:
-            await interaction.followup.send(embed=render_hits(hits, query, _where(channel)), ephemeral=True)
+        _, excerpts = await self.memory.recall_excerpts(
+            interaction.guild_id,
+            channel.id,
+            query,
+            k,
+            filters=filters,
+            source="command",
+            requested_by=interaction.user.id,
+        )
+        if excerpts:
+            embed = excerpts_embed(excerpts, query, _where(channel), conditions)
+            await interaction.followup.send(embed=embed, ephemeral=True)
         else:
-            await interaction.followup.send(
-                await self._nothing_found(interaction.guild_id, channel, query), ephemeral=True
-            )
+            text = await self._nothing_found(interaction.guild_id, channel, query, conditions=conditions)
+            await interaction.followup.send(text, ephemeral=True)
 
     @memory_group.command(name="forget-me", description="Forget your messages in this server and stop remembering")
     async def forget_me(self, interaction: discord.Interaction) -> None:

@@ -114,10 +114,13 @@ class Excerpt:
             if len(text) > room:
                 if not self.lines[n].is_hit:
                     continue
-                overhead = len(render(self.lines[n], 0))
-                if room - overhead < MIN_LINE_CHARS:
+                chars = room - len(render(self.lines[n], 0))
+                text = render(self.lines[n], chars)
+                while len(text) > room and chars >= MIN_LINE_CHARS:  # escaping made it longer than its text
+                    chars -= len(text) - room
+                    text = render(self.lines[n], chars)
+                if chars < MIN_LINE_CHARS or len(text) > room:
                     continue
-                text = render(self.lines[n], room - overhead)
             kept[n] = text
             used += len(text) + (1 if len(kept) > 1 else 0)
         out: list[str] = []
