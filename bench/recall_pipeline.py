@@ -11,7 +11,9 @@
    embed the query, dense search (50 candidates), BM25 (50), weighted RRF fusion, cosine floor and
    fetch (the stored vectors of BM25-only candidates, the messages), rerank (the packaged ONNX
    cross-encoder on the default ``rerank_candidates``), and the whole ``Recaller.recall`` with the
-   default settings, without and with reranking. p50 and p99 in ms.
+   default settings, without and with reranking, and with filters (one author, the newest tenth, both, a
+   recency preference: an exact search of the filtered subset) and the excerpts read around the hits.
+   p50 and p99 in ms.
 2. The quality/latency trade-off on the labelled set ``tests/data/eval_chat.jsonl`` through the
    evaluation harness: nDCG@10, recall@5 and p50/p99 latency of dense, bm25, hybrid, hybrid+rerank.
 
@@ -41,6 +43,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from qwen3_memory import evaluation  # noqa: E402
+from qwen3_memory.filters import RecallFilters  # noqa: E402
 from qwen3_memory.memory import Memory  # noqa: E402
 from qwen3_memory.models.device import DevicePolicy  # noqa: E402
 from qwen3_memory.models.embedding import EmbeddingServices  # noqa: E402
@@ -58,6 +61,9 @@ NOISE = 0.01  # per-dimension sigma of the noise added to a copy's vector (cosin
 PREFIXES = ("", "", "btw ", "ok so ", "lol ", "hmm ", "fwiw ", "yeah ", "哈哈 ", "其实 ")
 SUFFIXES = ("", "", " lol", " !!", " (edited)", " 😂", " imo", " 吧", " right?", " tbh")
 STAGES = ("embed query", "dense search", "bm25", "fusion", "floor + fetch", "rerank", "pipeline", "pipeline+rerank")
+# The whole pipeline with filters (no rerank): one author of 37 (~2.7% of the channel), the newest tenth of the
+# channel by time, both, and the recency preference alone; then the excerpts around the hits (neighbours read).
+FILTERED = ("+ author", "+ newest 10%", "+ author, newest 10%", "+ recent first", "excerpts of hits")
 
 
 def log(text: str) -> None:
@@ -140,7 +146,15 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
     options = memory.recall_options()
     rerank_options = memory.recall_options(rerank=True)
     depth = options.search_depth
-    times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    times: dict[str, list[float]] = {stage: [] for stage in STAGES + FILTERED}
+    size = await memory.store.count_messages(GUILD, CHANNEL)
+    newest = RecallFilters.of(after=1.74e9 + 0.9 * size)
+    filters = {
+        "+ author": RecallFilters.of(authors=[117]),
+        "+ newest 10%": newest,
+        "+ author, newest 10%": RecallFilters.of(authors=[117], after=newest.after),
+        "+ recent first": RecallFilters.of(prefer_recent=True),
+    }
 
     def lap(stage: str, started: float) -> float:
         now = time.perf_counter()
@@ -168,16 +182,23 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         t = time.perf_counter()
         await recaller.recall(GUILD, CHANNEL, query, options)
         t = lap("pipeline", t)
-        await recaller.recall(GUILD, CHANNEL, query, rerank_options)
+        hits = await recaller.recall(GUILD, CHANNEL, query, rerank_options)
         lap("pipeline+rerank", t)
+        for stage, chosen in filters.items():
+            t = time.perf_counter()
+            await recaller.recall(GUILD, CHANNEL, query, options, filters=chosen)
+            lap(stage, t)
+        t = time.perf_counter()
+        await memory.excerpts(GUILD, CHANNEL, hits[: options.k])
+        lap("excerpts of hits", t)
     return times
 
 
 def stage_table(results: dict[int, tuple[str, dict[str, list[float]]]]) -> str:
     sizes = sorted(results)
-    header = f"{'stage':<16}" + "".join(f"  {f'{s:,} p50':>11}  {f'{s:,} p99':>11}" for s in sizes)
+    header = f"{'stage':<20}" + "".join(f"  {f'{s:,} p50':>11}  {f'{s:,} p99':>11}" for s in sizes)
     lines = [header, "-" * len(header)]
-    for stage in STAGES:
+    for stage in STAGES + FILTERED:
         cells = []
         for size in sizes:
             values = results[size][1][stage]
@@ -185,7 +206,7 @@ def stage_table(results: dict[int, tuple[str, dict[str, list[float]]]]) -> str:
                 cells.append(f"  {percentile(values, 50):>11.2f}  {percentile(values, 99):>11.2f}")
             else:
                 cells.append(f"  {'-':>11}  {'-':>11}")
-        lines.append(f"{stage:<16}" + "".join(cells))
+        lines.append(f"{stage:<20}" + "".join(cells))
     return "\n".join(lines)
 
 
