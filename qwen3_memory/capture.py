@@ -115,6 +115,7 @@ class Capture:
         self.embedded = 0
         self.failures = 0
         self.retained = 0  # messages of the batch being retried (the queue holds the rest)
+        self.deleting: set[int] = set()  # messages whose deletion is queued: recall hides them until it is written
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -173,6 +174,7 @@ class Capture:
     async def delete(self, message_ids: Sequence[int], wait: bool = False) -> None:
         """Queue the deletion of messages (and their vectors everywhere), in order with earlier events."""
         done = asyncio.get_running_loop().create_future() if wait else None
+        self.deleting.update(message_ids)
         await self._queue.put(_Delete(tuple(message_ids), done))
         if done is not None:
             await done
@@ -187,7 +189,9 @@ class Capture:
             try:
                 await self._write_until_done(_Batch(events))
             finally:
-                for _ in events:
+                for e in events:
+                    if isinstance(e, _Delete):
+                        self.deleting.difference_update(e.message_ids)
                     self._queue.task_done()
 
     async def _write_until_done(self, batch: _Batch) -> None:

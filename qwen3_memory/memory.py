@@ -212,7 +212,8 @@ class Memory:
             guild_id, channel_id, [h.message.id for h in hits], shape.before, shape.after, shape.window_seconds
         )
         hidden = await self._opted_out_users(guild_id)
-        lines = [m for m in lines if m.author_id not in hidden and m.id != exclude]
+        deleting = self.capture.deleting  # deleted in Discord, the deletion still queued
+        lines = [m for m in lines if m.author_id not in hidden and m.id not in deleting and m.id != exclude]
         return build_excerpts(hits, lines, shape.before, shape.after, shape.max_gap_seconds)
 
     async def _hits(
@@ -223,7 +224,8 @@ class Memory:
         k = k or self.settings.memory.recall.k
         options = self.recall_options(k=k + 1 if exclude is not None else k)
         hits = await self.recaller.recall(guild_id, channel_id, query, options, filters=filters)
-        return [h for h in hits if h.message.id != exclude][:k]
+        deleting = self.capture.deleting  # deleted in Discord, the deletion still queued
+        return [h for h in hits if h.message.id != exclude and h.message.id not in deleting][:k]
 
     async def close(self) -> None:
         """Write every queued message, persist indexes, release models and the database.

@@ -181,3 +181,21 @@ async def test_recall_listeners_hear_every_recall(memory):
     await memory.recall(1, 10, "raid")
     assert len(heard) == 1
     assert heard[0].source == "context" and heard[0].channel_id == 10 and heard[0].hits and heard[0].excerpts
+
+
+@on_both_backends
+async def test_a_deletion_still_queued_already_hides_the_message(make_settings):
+    from qwen3_memory.memory import Memory
+
+    memory = await Memory.open(make_settings(), start_capture=False)  # no writer yet: deletions stay queued
+    try:
+        await remember(memory, talk())
+        await memory.capture.delete([12, 13])
+        context = await memory.context(1, 10, "LOCKED: Friday 21:30, bring potions", budget_chars=4000)
+        assert "LOCKED" not in context.text and "I'll be there" not in context.text
+        assert 12 not in [h.message.id for h in await memory.recall(1, 10, "LOCKED: Friday 21:30, bring potions")]
+        memory.capture.start()
+        await memory.capture.drain()
+        assert not memory.capture.deleting and not await memory.store.get_messages([12, 13])
+    finally:
+        await memory.close()
