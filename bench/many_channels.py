@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -82,6 +81,10 @@ def messages_of(channels: int, per_channel: int, seed: int = 3) -> list[StoredMe
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def p50_p99(values: list[float]) -> str:
+    return f"{percentile(values, 50):.2f} / {percentile(values, 99):.2f}"
 
 
 def rss_mb() -> float:
@@ -237,7 +240,9 @@ async def run_shape(
         await capture_pass(memory, messages, result)
         log(f"[{name}] migration")
         await migration_pass(memory, models[1], result, [m.content for m in messages])
-        result.cache_mb = memory.store.indexes.cached_bytes() / 2**20 if hasattr(memory.store.indexes, "cached_bytes") else 0
+        result.cache_mb = (
+            memory.store.indexes.cached_bytes() / 2**20 if hasattr(memory.store.indexes, "cached_bytes") else 0
+        )
     finally:
         await memory.close()
     log(f"[{name}] recall")
@@ -273,7 +278,10 @@ def report(results: list[ShapeResult], load: str) -> None:
     for stage in STAGES:
         print(
             f"  {stage:<32}"
-            + "".join(f"{f'{percentile(r.stages[stage], 50):.2f} / {percentile(r.stages[stage], 99):.2f}':>24}" for r in results)
+            + "".join(
+                f"{f'{percentile(r.stages[stage], 50):.2f} / {percentile(r.stages[stage], 99):.2f}':>24}"
+                for r in results
+            )
         )
     for r in results:
         big, small = percentile(r.stages["bm25"], 50), percentile(r.bm25_small_db, 50)
@@ -285,9 +293,15 @@ def report(results: list[ShapeResult], load: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-many-channels-"))
-    models = (build_tiny_qwen3_embedder(root / "tiny-old", seed=0), build_tiny_qwen3_embedder(root / "tiny-new", seed=1))
+    models = (
+        build_tiny_qwen3_embedder(root / "tiny-old", seed=0),
+        build_tiny_qwen3_embedder(root / "tiny-new", seed=1),
+    )
     results = []
-    shapes = [(f"{args.channels:,} x {args.per_channel}", args.channels, args.per_channel), (f"1 x {args.big:,}", 1, args.big)]
+    shapes = [
+        (f"{args.channels:,} x {args.per_channel}", args.channels, args.per_channel),
+        (f"1 x {args.big:,}", 1, args.big),
+    ]
     for name, channels, per_channel in shapes:
         if channels * per_channel:
             results.append(await run_shape(name, channels, per_channel, models, root, args.queries))
