@@ -282,8 +282,7 @@ class Capture:
         if not messages:
             return []
         latest = {m.id: m for m in messages}
-        for key in {(m.guild_id, m.channel_id) for m in latest.values()}:
-            await self.store.ensure_channel(*key, self.default_space_id)
+        await self.store.ensure_channels({(m.guild_id, m.channel_id) for m in latest.values()}, self.default_space_id)
         changed = list(await self.store.add_messages(latest.values()))
         self.stored += len(changed)
         return changed
@@ -297,14 +296,16 @@ class Capture:
     ) -> None:
         """:meth:`embed`, skipping the spaces in ``done`` and adding each space written to it."""
         by_space: dict[int, list[StoredMessage]] = {}
-        for key in {(m.guild_id, m.channel_id) for m in messages}:
-            state = await self.store.get_channel(*key)
+        states = await self.store.channel_states({(m.guild_id, m.channel_id) for m in messages})  # read per batch:
+        for message in messages:  # a migration adds its target space in any process
+            state = states.get((message.guild_id, message.channel_id))
             for space_id in state.write_space_ids if state else ():
                 if (only_space is not None and space_id != only_space) or (done is not None and space_id in done):
                     continue
-                by_space.setdefault(space_id, []).extend(m for m in messages if (m.guild_id, m.channel_id) == key)
+                by_space.setdefault(space_id, []).append(message)
+        spaces = {s.id: s for s in await self.store.list_spaces()} if by_space else {}
         for space_id, group in by_space.items():
-            space = await self.store.get_space(space_id)
+            space = spaces.get(space_id) or await self.store.get_space(space_id)
             try:
                 vectors = await self.services.get(space.spec).aencode_documents([m.content for m in group])
             except UserFacingError as exc:

@@ -56,6 +56,7 @@ RANGES: dict[str, Bounds] = {
     "index.approximate_threshold": Bounds(1000, 1_000_000_000),
     "index.hnsw_m": Bounds(4, 128),
     "index.hnsw_ef_search": Bounds(16, 4096),
+    "index.cache_mb": Bounds(16, 1_048_576, "between 16 and 1048576 (MiB)"),
     "recall.k": Bounds(1, 25),
     "recall.min_score": Bounds(-1, 1, "between -1 and 1 (-1: off)"),
     "recall.rrf_k": Bounds(1, 1000),
@@ -105,6 +106,7 @@ class IndexSettings:
     approximate_threshold: int = 50_000  # vectors in one channel past which HNSW replaces exact search
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    cache_mb: int = 512  # loaded channel indexes past this are dropped, least recently used first
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ async def open_store(settings: Settings) -> Store:
         from qwen3_memory.backends.sqlite.index import IndexParams
         from qwen3_memory.backends.sqlite.store import SQLiteStore
 
-        params = IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search)
+        params = IndexParams.from_settings(ms.index)
         return await SQLiteStore.open(settings.database_path, settings.vectors_dir, params)
     dsn = settings.database_url
     if not dsn:

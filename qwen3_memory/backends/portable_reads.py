@@ -1,20 +1,22 @@
-"""Reads that are the same SQL on both backends, written once.
+"""Reads that are the same SQL on both backends, written once (and the channel rows a capture batch creates).
 
 The SQL uses ``?`` placeholders: SQLite runs it as is and the Postgres store's ``fetchall`` /
-``fetchone`` translate them. Whatever differs (vectors, full-text search, bulk writes) stays in
-each store.
+``fetchone`` / ``transaction`` translate them. Whatever differs (vectors, full-text search, bulk
+writes) stays in each store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from qwen3_memory.errors import StoreError
-from qwen3_memory.records import SpaceRecord, StoredMessage
+from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
 
 MESSAGE_COLUMNS = "id, guild_id, channel_id, author_id, author_name, content, created_at, edited_at"
+CHANNELS_PER_QUERY = 400  # (guild, channel) pairs per statement, well within both backends' parameter limits
 
 
 def message_of(row: Sequence) -> StoredMessage:
@@ -30,6 +32,53 @@ class PortableReads:
 
     async def fetchone(self, sql: str, params: Sequence = ()) -> Any:  # pragma: no cover - the stores'
         raise NotImplementedError
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:  # pragma: no cover - the stores'
+        raise NotImplementedError
+
+    async def channel_states(self, channels: Iterable[tuple[int, int]]) -> dict[tuple[int, int], ChannelState]:
+        """The state of each known (guild, channel) of ``channels``, in two queries per few hundred channels:
+        a capture batch asks once for all its channels, not once per channel."""
+        pairs = sorted(set(channels))
+        states: dict[tuple[int, int], ChannelState] = {}
+        for start in range(0, len(pairs), CHANNELS_PER_QUERY):
+            chunk = pairs[start : start + CHANNELS_PER_QUERY]
+            where = f"WHERE (guild_id, channel_id) IN (VALUES {','.join('(?,?)' for _ in chunk)})"
+            params = [x for pair in chunk for x in pair]
+            writes: dict[tuple[int, int], list[int]] = {}
+            for g, c, space_id in await self.fetchall(
+                f"SELECT guild_id, channel_id, space_id FROM channel_write_spaces {where} ORDER BY space_id", params
+            ):
+                writes.setdefault((g, c), []).append(space_id)
+            for g, c, read, enabled in await self.fetchall(
+                f"SELECT guild_id, channel_id, read_space_id, enabled FROM channels {where}", params
+            ):
+                states[(g, c)] = ChannelState(g, c, read, tuple(writes.get((g, c), ())), bool(enabled))
+        return states
+
+    async def ensure_channels(
+        self, channels: Iterable[tuple[int, int]], space_id: int
+    ) -> dict[tuple[int, int], ChannelState]:
+        """:meth:`channel_states`, creating the channels not known yet (they read from and write to
+        ``space_id``) in one transaction. A channel another process created meanwhile keeps its own."""
+        pairs = sorted(set(channels))
+        states = await self.channel_states(pairs)
+        missing = [pair for pair in pairs if pair not in states]
+        if missing:
+            async with self.transaction() as db:
+                await db.executemany(
+                    "INSERT INTO channels(guild_id, channel_id, read_space_id, enabled) VALUES (?,?,?,1) "
+                    "ON CONFLICT DO NOTHING",
+                    [(g, c, space_id) for g, c in missing],
+                )
+                await db.executemany(  # only where the insert above created the channel: it has no write space yet
+                    "INSERT INTO channel_write_spaces(guild_id, channel_id, space_id) SELECT guild_id, channel_id, "
+                    "read_space_id FROM channels c WHERE guild_id = ? AND channel_id = ? AND NOT EXISTS (SELECT 1 "
+                    "FROM channel_write_spaces w WHERE w.guild_id = c.guild_id AND w.channel_id = c.channel_id)",
+                    missing,
+                )
+            states.update(await self.channel_states(missing))
+        return states
 
     async def get_space(self, space_id: int) -> SpaceRecord:
         row = await self.fetchone("SELECT id, spec FROM spaces WHERE id = ?", (space_id,))

@@ -588,7 +588,7 @@ async def _forget_again(settings: Settings, ledger: DeletionLedger) -> None:
     if not ledger.messages and not ledger.opted_out:
         return
     ms = settings.memory
-    params = IndexParams(ms.index.approximate_threshold, ms.index.hnsw_m, ms.index.hnsw_ef_search)
+    params = IndexParams.from_settings(ms.index)
     store = await SQLiteStore.open(settings.database_path, settings.vectors_dir, params)
     try:
         deleted = await store.apply_deletion_ledger(ledger)

@@ -31,7 +31,7 @@ from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
 from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
 from qwen3_memory.migration.strategies import validate_strategy
-from qwen3_memory.migration.verify import VerifyReport, verify_channel
+from qwen3_memory.migration.verify import VerifyReport, agreement_shares, verify_channel
 from qwen3_memory.recall.pipeline import Hit
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.space import EmbeddingSpace
@@ -390,11 +390,12 @@ class MigrationEngine:
             sizer = BatchSizer(
                 int(job.options.get("batch_size") or 32), self.memory.settings.memory.memory_threshold_mb
             )
-            for channel in channels:
+            shares = agreement_shares([c.total for c in channels])  # the same on resume: sizes are fixed
+            for channel, share in zip(channels, shares):
                 if channel.status in J.CHANNEL_DONE:
                     continue
                 finished = await self.runner.run_channel(
-                    job, channel, strategy, source, target, sizer, progress, logger
+                    job, channel, strategy, source, target, sizer, progress, logger, share
                 )
                 if finished and job.options.get("auto_swap", True):
                     # another process may be swapping it now if this one lost the job's claim
@@ -533,7 +534,8 @@ class MigrationEngine:
             await self.store.get_space(job.target_space_id),
         )
         reports = []
-        for ch in await self._channels(job, channel_id):
+        channels = await self._channels(job, channel_id)
+        for ch, share in zip(channels, agreement_shares([c.total for c in channels])):
             report = await verify_channel(
                 self.memory,
                 source,
@@ -541,6 +543,7 @@ class MigrationEngine:
                 ch.guild_id,
                 ch.channel_id,
                 sample=self.memory.settings.memory.migration.verify_sample,
+                agreement_queries=share,
                 eval_path=eval_path,
             )
             await self.jobs.update_channel(

@@ -185,8 +185,11 @@ class ChannelRunner:
         sizer: BatchSizer,
         progress: Progress,
         logger: logging.Logger,
+        agreement_queries: int = 0,
     ) -> bool:
-        """Take one channel through backfill, catch-up and verify; False when paused or cancelled on the way."""
+        """Take one channel through backfill, catch-up and verify; False when paused or cancelled on the way.
+
+        ``agreement_queries``: the channel's share of the job's old-vs-new agreement queries."""
         g, c = ch.guild_id, ch.channel_id
         progress.update(channel_id=c)
         if ch.status == J.PENDING:
@@ -206,7 +209,13 @@ class ChannelRunner:
             logger.info("channel %d: caught up %d messages written during the backfill", c, caught_up)
             progress.update(phase="verify")
             report = await verify_channel(
-                self.memory, source, target, g, c, sample=self.memory.settings.memory.migration.verify_sample
+                self.memory,
+                source,
+                target,
+                g,
+                c,
+                sample=self.memory.settings.memory.migration.verify_sample,
+                agreement_queries=agreement_queries,
             )
             if not report.passed:
                 await self.jobs.update_channel(

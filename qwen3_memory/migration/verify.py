@@ -9,6 +9,7 @@ top-k results is reported, not judged: two different models are expected to disa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,29 @@ from qwen3_memory.records import SpaceRecord
 SELF_RETRIEVAL_EXACT = 0.99
 SELF_RETRIEVAL_APPROXIMATE = 0.95
 IN_FLIGHT_ALLOWANCE = 256  # newest messages still in the capture queue when verify ran
+JOB_AGREEMENT_QUERIES = 100  # old-vs-new agreement queries of a whole job, spread over its channels by size
+
+
+def agreement_shares(sizes: Sequence[int], budget: int = JOB_AGREEMENT_QUERIES) -> list[int]:
+    """How many of the job's ``budget`` agreement queries each channel gets, in proportion to its size.
+
+    The check costs two query encodes and two searches per query, whatever the channel's size, so a
+    budget per channel would make a job of thousands of small channels spend more model time on it
+    than on the messages themselves. Shares are spread evenly (a channel's share is the budget's
+    count of steps crossed by its cumulative size), sum to ``min(budget, total)`` and never exceed a
+    channel's own size; a channel with share 0 reports no agreement.
+    """
+    total = sum(sizes)
+    if total <= 0:
+        return [0] * len(sizes)
+    budget = min(budget, total)
+    shares, cumulative, given = [], 0, 0
+    for size in sizes:
+        cumulative += size
+        reached = budget * cumulative // total
+        shares.append(min(size, reached - given))
+        given += shares[-1]
+    return shares
 
 
 @dataclass
@@ -110,7 +134,7 @@ async def verify_channel(
     if report.index_size != report.vectors:
         report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
     await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
-    if source is not None and report.messages:
+    if source is not None and report.messages and agreement_queries > 0:
         await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries)
     if eval_path is not None:
         from qwen3_memory.evaluation import evaluate_channel_spaces
@@ -167,14 +191,16 @@ async def _agreement(
     texts = [m.content for m in chosen]
     old_q = await memory.services.get(source.spec).aencode_queries(texts)
     new_q = await memory.services.get(target.spec).aencode_queries(texts)
+    old_scores, old_ids = await memory.store.search_many(source, guild_id, channel_id, old_q, k)
+    new_scores, new_ids = await memory.store.search_many(target, guild_id, channel_id, new_q, k)
     overlaps = []
-    for old_vec, new_vec in zip(old_q, new_q):
-        old_hits = await memory.store.search(source, guild_id, channel_id, old_vec, k)
-        new_hits = await memory.store.search(target, guild_id, channel_id, new_vec, k)
-        if old_hits and new_hits:
-            overlaps.append(len({i for i, _ in old_hits} & {i for i, _ in new_hits}) / min(k, len(new_hits)))
-            report.scores_old.extend(s for _, s in old_hits)
-            report.scores_new.extend(s for _, s in new_hits)
+    for row in range(len(texts)):
+        old_found, new_found = old_ids[row] >= 0, new_ids[row] >= 0
+        if old_found.any() and new_found.any():
+            shared = set(old_ids[row][old_found].tolist()) & set(new_ids[row][new_found].tolist())
+            overlaps.append(len(shared) / min(k, int(new_found.sum())))
+            report.scores_old.extend(old_scores[row][old_found].tolist())
+            report.scores_new.extend(new_scores[row][new_found].tolist())
     if overlaps:
         report.agreement_at_k = float(np.mean(overlaps))
         report.agreement_queries = len(overlaps)

@@ -14,15 +14,20 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from qwen3_memory.errors import DimensionMismatch
 
+if TYPE_CHECKING:
+    from qwen3_memory.settings import IndexSettings
+
 EXACT = "exact"
 HNSW = "hnsw"
 _COMPACT_DEAD_FRACTION = 0.1
+SLOT_MAP_BYTES = 100  # a Python dict entry int -> int, with its two int objects
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class IndexParams:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     hnsw_ef_construction: int = 80
+    cache_bytes: int = 512 * 2**20  # loaded indexes past this are dropped, least recently used first
+
+    @classmethod
+    def from_settings(cls, index: IndexSettings) -> IndexParams:
+        return cls(index.approximate_threshold, index.hnsw_m, index.hnsw_ef_search, cache_bytes=index.cache_mb * 2**20)
 
     def kind_for(self, n: int) -> str:
         return HNSW if n >= self.approximate_threshold else EXACT
@@ -66,6 +76,12 @@ class VectorIndex:
     @property
     def dead(self) -> int:
         return int(self._ids.size - len(self._slot))
+
+    @property
+    def nbytes(self) -> int:
+        """About what the index holds in memory: vectors (plus HNSW links), ids, mask and the id -> slot map."""
+        per_slot = self.dimension * 4 + 9 + (self.params.hnsw_m * 8 if self.kind == HNSW else 0)
+        return self._ids.size * per_slot + len(self._slot) * SLOT_MAP_BYTES
 
     def __contains__(self, message_id: int) -> bool:
         return message_id in self._slot
@@ -211,6 +227,9 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename; the directory entry is fsynced too."""
+        save_many([(self, path)])
+
+    def _payload(self) -> io.BytesIO:
         with self._lock:
             blob = faiss.serialize_index(self._faiss)
             payload = io.BytesIO()
@@ -221,18 +240,7 @@ class VectorIndex:
                 alive=self._alive,
                 meta=np.array([self.dimension, self.generation, 1 if self.kind == HNSW else 0], dtype=np.int64),
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(payload.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        return payload
 
     @classmethod
     def load(cls, path: Path, params: IndexParams) -> VectorIndex:
@@ -254,3 +262,26 @@ class VectorIndex:
         index.generation = generation
         index._slot = {int(i): s for s, i in enumerate(index._ids.tolist()) if index._alive[s]}
         return index
+
+
+def save_many(items: list[tuple[VectorIndex, Path]]) -> None:
+    """Write indexes atomically (each: temp file, fsync, rename), then fsync each directory once: a flush of
+    thousands of small channels' indexes costs one directory sync per guild, not one per file."""
+    directories: set[Path] = set()
+    for index, path in items:
+        payload = index._payload()
+        if path.parent not in directories:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            directories.add(path.parent)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(payload.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    for directory in directories:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -10,6 +10,11 @@ that write; else, and whenever a search finds it behind, it applies exactly the 
 lacks (another process's included). A file or cache the log no longer reaches back to, or one
 that is damaged, is rebuilt from SQLite in a worker thread. Without a ``vectors_dir`` the indexes
 live in memory only.
+
+The loaded indexes are a cache with a memory budget (``IndexParams.cache_bytes``, the setting
+``index.cache_mb``): past it, the least recently used indexes that hold nothing unflushed are
+dropped, and loaded again from their files (or the rows) by the next search that needs them. A
+bot with thousands of channels keeps the busy ones in memory, not every vector it ever touched.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
+from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex, save_many
 from qwen3_memory.records import SpaceRecord, StoredMessage
 
 if TYPE_CHECKING:
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 Key = tuple[int, int, int]  # (space id, guild id, channel id)
 Generations = dict[Key, tuple[int, int]]  # what one write transaction moved: (before, after) per key
+FLUSH_CHUNK = 256  # indexes written per worker-thread call of a flush
+EVICT_DOWN_TO = 0.9  # an eviction frees room down to this fraction of the cache budget
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,13 @@ class ChannelIndexes:
         self.store = store
         self.vectors_dir = Path(vectors_dir) if vectors_dir is not None else None
         self.params = params
-        self._indexes: dict[Key, VectorIndex] = {}
+        self._indexes: OrderedDict[Key, VectorIndex] = OrderedDict()  # least recently used first
         self._dirty: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self.rebuilds = 0
         self.catch_ups = 0
+        self.evictions = 0
+        self._estimated_bytes = 0  # of the loaded indexes, updated as they load; exact after each eviction
         self._sync = asyncio.Lock()
 
     @asynccontextmanager
@@ -98,13 +108,40 @@ class ChannelIndexes:
                     async with self._lock(key):
                         return await self.catch_up(space, guild_id, channel_id, index)
         if index is not None:
+            self._indexes.move_to_end(key)
             return index
         async with self._lock(key):
             index = self._indexes.get(key)
             if index is None:
                 index = await self._load_or_rebuild(space, guild_id, channel_id)
                 self._indexes[key] = index
+                self._evict(keep=key, loaded=index)
             return index
+
+    @property
+    def cached_bytes(self) -> int:
+        """About how much memory the loaded indexes take (summed now)."""
+        return sum(index.nbytes for index in self._indexes.values())
+
+    def _evict(self, keep: Key | None = None, loaded: VectorIndex | None = None) -> None:
+        """Past the budget, drop least recently used indexes with nothing unflushed down to nine tenths of it
+        (``keep``, the one just loaded, stays); dirty ones wait for the next flush, which evicts again. The
+        running estimate grows by each index ``loaded`` and is summed exactly only when it passes the budget."""
+        budget = self.params.cache_bytes
+        self._estimated_bytes += loaded.nbytes if loaded is not None else 0
+        if self._estimated_bytes <= budget:
+            return
+        total = self.cached_bytes
+        for key in list(self._indexes) if total > budget else ():
+            if total <= budget * EVICT_DOWN_TO:
+                break
+            lock = self._locks.get(key)
+            if key == keep or key in self._dirty or (lock is not None and lock.locked()):
+                continue
+            total -= self._indexes.pop(key).nbytes
+            self._locks.pop(key, None)
+            self.evictions += 1
+        self._estimated_bytes = total
 
     async def _load_or_rebuild(self, space: SpaceRecord, guild_id: int, channel_id: int) -> VectorIndex:
         path = self.path(space, guild_id, channel_id)
@@ -167,10 +204,27 @@ class ChannelIndexes:
         for row, message in enumerate(messages):
             by_channel.setdefault((message.guild_id, message.channel_id), []).append(row)
         for (guild_id, channel_id), rows in by_channel.items():
-            index = await self.get(space, guild_id, channel_id)
+            key = (space.id, guild_id, channel_id)
+            index = self._indexes.get(key) or self._new_if_first(space, guild_id, channel_id, generations)
+            if index is None:
+                index = await self.get(space, guild_id, channel_id)
+            if index.generation >= generations.get(key, (0, 0))[1]:
+                continue  # loaded from the rows after this write: it holds these vectors already
             ids = np.array([messages[r].id for r in rows], dtype=np.int64)
             await asyncio.to_thread(index.upsert, ids, vectors[rows])
-            self._advance((space.id, guild_id, channel_id), index, generations)
+            self._advance(key, index, generations)
+
+    def _new_if_first(
+        self, space: SpaceRecord, guild_id: int, channel_id: int, generations: Generations
+    ) -> VectorIndex | None:
+        """An empty index for a channel whose first vectors in ``space`` this write added (nothing to load or
+        rebuild: the caller adds them, and the next flush writes the file once); None otherwise."""
+        key = (space.id, guild_id, channel_id)
+        path = self.path(space, guild_id, channel_id)
+        if generations.get(key, (None, None))[0] != 0 or (path is not None and path.exists()):
+            return None
+        index = self._indexes[key] = VectorIndex(space.dimension, self.params.kind_for(0), self.params)
+        return index
 
     async def remove(self, messages: Sequence[StoredMessage], generations: Generations) -> None:
         """Erase deleted or edited messages from every index of their channels, in every space. A loaded
@@ -239,7 +293,7 @@ class ChannelIndexes:
         returns the indexes written with the generation each reflects."""
         dirty, self._dirty = self._dirty, set()
         spaces = {s.id: s for s in await self.store.list_spaces()}
-        saved = []
+        saved: list[tuple[Key, VectorIndex, int]] = []
         for key in dirty:
             index = self._indexes.get(key)
             space = spaces.get(key[0])
@@ -248,9 +302,14 @@ class ChannelIndexes:
             wanted = self.params.kind_for(len(index))
             if wanted != index.kind:
                 await asyncio.to_thread(index.rebuild, wanted)
-            await self._save(index, self.path(space, key[1], key[2]))
-            saved.append((key, index.generation))
-        return saved
+            saved.append((key, index, index.generation))  # the file written holds this generation or a later one
+        if self.vectors_dir is not None and saved:
+            items = [(index, self.path(spaces[key[0]], key[1], key[2])) for key, index, _ in saved]
+            for start in range(0, len(items), FLUSH_CHUNK):  # a chunk per worker call: the loop stays responsive
+                await asyncio.to_thread(save_many, items[start : start + FLUSH_CHUNK])
+        self._estimated_bytes = self.params.cache_bytes + 1  # sum exactly: indexes grew since they loaded
+        self._evict()
+        return [(key, generation) for key, _, generation in saved]
 
     @staticmethod
     async def _save(index: VectorIndex, path: Path | None) -> None:

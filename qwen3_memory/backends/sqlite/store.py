@@ -522,7 +522,7 @@ class SQLiteStore(PortableReads):
             )
             await db.executemany(
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
-                [(m.id, fts_document(m.content)) for m in changed],
+                [(m.id, fts_document(m.content, m.channel_id)) for m in changed],
             )
         return changed, edited, generations
 
@@ -575,7 +575,7 @@ class SQLiteStore(PortableReads):
         self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
     ) -> list[tuple[int, float]]:
         """BM25 candidates of one channel that pass ``filters``: (message id, score), best first; higher is better."""
-        match = fts_query(query)
+        match = fts_query(query, channel_id=channel_id)  # the channel's own terms: its postings only
         if not match:
             return []
         condition, params = filters.sql("m")

@@ -1,0 +1,123 @@
+"""Discord's shape: many small channels cost what their messages cost, not a fixed price per channel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
+from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.memory import Memory
+from qwen3_memory.migration.verify import agreement_shares
+from qwen3_memory.settings import SettingsError, default_settings
+from qwen3_memory.space import EmbeddingSpace
+from tests.factories import TOPICS, message
+
+
+def test_agreement_queries_are_one_budget_for_the_job_spread_by_size():
+    many = agreement_shares([25] * 2000, budget=100)
+    assert sum(many) == 100 and max(many) == 1
+    assert all(sum(many[i : i + 20]) == 1 for i in range(0, 2000, 20))  # spread evenly, not the first 100
+    assert agreement_shares([50_000], budget=100) == [100]
+    assert agreement_shares([3, 1000], budget=100) == [0, 100]
+    assert agreement_shares([2, 2], budget=100) == [2, 2]  # never more queries than a channel has messages
+    assert agreement_shares([0, 0]) == [0, 0]
+
+
+def _messages(channels: int, per_channel: int, guild_id: int = 1) -> list:
+    return [
+        message(1000 + c * per_channel + i, f"{TOPICS[(c + i) % len(TOPICS)]} #{c}-{i}", guild_id, 500 + c)
+        for c in range(channels)
+        for i in range(per_channel)
+    ]
+
+
+async def test_channel_states_of_a_batch_come_in_one_read_and_new_channels_in_one_transaction(memory: Memory):
+    store = memory.store
+    statements: list[str] = []
+    await store._reader.set_trace_callback(statements.append)
+    created = await store.ensure_channels({(1, 500 + c) for c in range(30)}, memory.default_space.id)
+    assert len(created) == 30
+    assert all(s.read_space_id == memory.default_space.id for s in created.values())
+    assert all(s.write_space_ids == (memory.default_space.id,) for s in created.values())
+    reads = [s for s in statements if "FROM channels" in s]
+    assert len(reads) == 2, reads  # the 30 unknown, then the 30 created: not one query per channel
+    other = await store.ensure_space(EmbeddingSpace(model="test/target", dimension=4))
+    await store.add_write_space(1, 503, other.id)
+    again = await store.channel_states([(1, 503), (1, 504), (2, 503)])
+    assert set(again) == {(1, 503), (1, 504)}  # unknown channels are absent, never another guild's
+    assert again[(1, 503)].write_space_ids == (memory.default_space.id, other.id)
+    await store._reader.set_trace_callback(None)
+
+
+async def test_capture_of_many_new_channels_builds_each_index_once_in_memory_and_writes_it_once(make_settings):
+    memory = await Memory.open(make_settings(), start_capture=False)
+    try:
+        await memory.capture.write(_messages(channels=12, per_channel=3))
+        indexes = memory.store.indexes
+        assert indexes.rebuilds == 0  # nothing was read back from the database to start a new channel's index
+        space = memory.default_space
+        for c in range(12):
+            index = indexes.cached(space.id, 1, 500 + c)
+            assert index is not None and len(index) == 3 and index.dead == 0  # no slot added twice
+        assert await memory.store.flush() == 12
+        files = sorted(p.name for p in (indexes.vectors_dir / space.spec.key / "1").iterdir())
+        assert files == [f"{500 + c}.idx" for c in range(12)]
+    finally:
+        await memory.close()
+    reopened = await Memory.open(make_settings(), start_capture=False)
+    try:
+        hits = await reopened.recall(1, 507, TOPICS[(7 + 1) % len(TOPICS)], k=1)
+        assert hits and hits[0].message.channel_id == 507
+        assert reopened.store.indexes.rebuilds == 0  # the files written at flush were complete and current
+    finally:
+        await reopened.close()
+
+
+async def test_the_index_cache_keeps_to_its_memory_budget_and_reloads_what_it_dropped(tmp_path):
+    per_index = VectorIndex(384).nbytes + 4 * (384 * 4 + 9 + 100)  # four vectors of 384-d
+    params = IndexParams(cache_bytes=5 * per_index)
+    store = await SQLiteStore.open(tmp_path / "memory.sqlite3", tmp_path / "vectors", params)
+    try:
+        space = await store.ensure_space(EmbeddingSpace(model="test/random-384", dimension=384))
+        rng = np.random.default_rng(0)
+        messages = _messages(channels=12, per_channel=4)
+        await store.add_messages(messages)
+        vectors = rng.normal(size=(len(messages), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        await store.put_vectors(space, messages, vectors)
+        assert store.indexes.cached_bytes > params.cache_bytes  # unflushed: nothing may be dropped yet
+        await store.flush()
+        assert store.indexes.cached_bytes <= params.cache_bytes
+        assert store.indexes.evictions >= 7
+        for row, m in enumerate(messages):  # every channel still finds its own messages, from its file
+            hits = await store.search(space, 1, m.channel_id, vectors[row], 1)
+            assert hits[0][0] == m.id
+        assert store.indexes.rebuilds == 0
+        assert store.indexes.cached_bytes <= params.cache_bytes + per_index
+    finally:
+        await store.close()
+
+
+def test_the_index_cache_budget_is_a_validated_setting():
+    assert default_settings(index={"cache_mb": 64}).memory.index.cache_mb == 64
+    with pytest.raises(SettingsError, match="index.cache_mb"):
+        default_settings(index={"cache_mb": 1})
+
+
+async def test_a_channels_text_search_reads_only_that_channels_postings(tmp_path):
+    from qwen3_memory.backends.lexical import fts_query
+
+    store = await SQLiteStore.open(tmp_path / "memory.sqlite3")
+    try:
+        await store.add_messages(
+            [message(1 + i, f"the printer is jammed again {i}", channel_id=600 + i % 20) for i in range(200)]
+        )
+        hits = await store.search_text(1, 607, "printer jammed", 50)
+        assert sorted(i for i, _ in hits) == [1 + i for i in range(200) if i % 20 == 7]
+        matched = await store.fetchone(
+            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query("printer", channel_id=607),)
+        )
+        assert matched[0] == 10  # the channel's ten, not the database's two hundred
+    finally:
+        await store.close()
