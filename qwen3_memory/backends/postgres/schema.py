@@ -150,7 +150,24 @@ END $$;
 CREATE TRIGGER messages_forgotten AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION record_forgotten_message();
 """
 
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# Version 5: Discord-history import cursors, as on SQLite.
+_V5 = """
+CREATE TABLE history_imports (
+    guild_id bigint NOT NULL,
+    channel_id bigint NOT NULL,
+    parent_id bigint NOT NULL DEFAULT 0,
+    status text NOT NULL,
+    cursor bigint NOT NULL DEFAULT 0,
+    read_count bigint NOT NULL DEFAULT 0,
+    stored_count bigint NOT NULL DEFAULT 0,
+    skipped_count bigint NOT NULL DEFAULT 0,
+    error text,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (guild_id, channel_id)
+);
+"""
+
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 
