@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import refused_option, tell_privately
+from cogs.memory.imports import WHERE_CHOICES, HistoryImports
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.recall.pipeline import Hit
@@ -205,6 +206,12 @@ class MemoryCog(commands.Cog, name="Memory"):
         guild_only=True,
         allowed_contexts=app_commands.AppCommandContext(guild=True),  # what app_commands.guild_only() sets
     )
+    import_group = app_commands.Group(
+        name="import",
+        description="Remember this server's earlier messages from Discord's history (admins)",
+        parent=memory_group,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
 
     def __init__(self, bot: commands.Bot, memory: Memory) -> None:
         self.bot = bot
@@ -214,6 +221,22 @@ class MemoryCog(commands.Cog, name="Memory"):
         self.min_length = capture.min_length
         self.admin_permission = memory.settings.memory.permissions.admin_permission
         self.rate_limit = RecallRateLimit(memory.settings.memory.recall.user_cooldown_seconds)
+        self.imports = HistoryImports(bot, memory)
+
+    async def cog_unload(self) -> None:
+        await self.imports.close()  # unfinished imports resume at the next start
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        await self.imports.connected()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        await self.imports.connected()
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.imports.disconnected()
 
     # ------------------------------------------------------------------ capture
     def _capturable(self, message: discord.Message) -> bool:
@@ -365,6 +388,8 @@ class MemoryCog(commands.Cog, name="Memory"):
         await self.memory.set_capture_enabled(interaction.guild_id, channel.id, enabled, threads)
         if enabled:
             text = f"✅ I now remember new messages in {_where(channel)}."
+            if not await self.memory.store.count_messages(interaction.guild_id, channel.id):
+                text += " To remember what was said here before, run `/memory import start` (`plan` estimates it)."
         else:
             text = (
                 f"⏸️ I no longer remember new messages in {_where(channel)}. What I already remember stays "
@@ -391,6 +416,71 @@ class MemoryCog(commands.Cog, name="Memory"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         stats = await memory_stats(self.memory, interaction.guild_id, limit=STATS_FIELDS)
         await interaction.followup.send(embed=stats_embed(stats, interaction.guild), ephemeral=True)
+
+    # ------------------------------------------------------------------ /memory import (admins)
+    @import_group.command(name="start", description="Import earlier messages of this channel, listed ones or all")
+    @app_commands.describe(
+        where="This channel (and its threads) or every channel of the server",
+        channels="Channels to import instead, as #mentions",
+        since="Only messages since this date (YYYY-MM-DD, UTC)",
+    )
+    @app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])
+    @memory_admin_only()
+    async def import_start(
+        self,
+        interaction: discord.Interaction,
+        where: str = "here",
+        channels: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.start(interaction, where, channels, since)
+
+    @import_group.command(name="plan", description="Estimate how many messages an import would read")
+    @app_commands.describe(
+        where="This channel (and its threads) or every channel of the server",
+        channels="Channels to estimate instead, as #mentions",
+        since="Only messages since this date (YYYY-MM-DD, UTC)",
+    )
+    @app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])
+    @memory_admin_only()
+    async def import_plan(
+        self,
+        interaction: discord.Interaction,
+        where: str = "here",
+        channels: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.plan(interaction, where, channels, since)
+
+    async def _send_import_status(self, interaction: discord.Interaction) -> None:
+        embed = await self.imports.status_embed(interaction.guild)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @import_group.command(name="status", description="Progress of this server's history import")
+    @memory_admin_only()
+    async def import_status(self, interaction: discord.Interaction) -> None:
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="pause", description="Pause this server's history import")
+    @memory_admin_only()
+    async def import_pause(self, interaction: discord.Interaction) -> None:
+        await self.imports.importer.pause(interaction.guild_id)
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="resume", description="Resume this server's paused history import")
+    @memory_admin_only()
+    async def import_resume(self, interaction: discord.Interaction) -> None:
+        await self.imports.importer.resume(interaction.guild_id)
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="cancel", description="Stop this server's history import (what it stored stays)")
+    @memory_admin_only()
+    async def import_cancel(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.importer.cancel(interaction.guild_id)
+        await interaction.followup.send(embed=await self.imports.status_embed(interaction.guild), ephemeral=True)
 
     # ------------------------------------------------------------------ errors
     async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):

@@ -20,10 +20,7 @@ PAGE = 100  # messages per history request (Discord's maximum)
 class SizeEstimate:
     messages: int
     exact: bool
-
-    @property
-    def requests(self) -> int:
-        return max(1, math.ceil(self.messages / PAGE))
+    requests: int = 1  # history requests of 100 (at least one per channel)
 
     def describe(self) -> str:
         count = f"{self.messages:,}" if self.exact else f"about {self.messages:,}"
@@ -37,11 +34,17 @@ def _span(ids: Sequence[int]) -> float:
 def estimate_size(oldest: Sequence[int], newest: Sequence[int]) -> SizeEstimate:
     """Messages after the start, from the ids of the oldest page after it and of the channel's newest page."""
     if len(oldest) < PAGE or set(oldest) & set(newest):
-        return SizeEstimate(len(set(oldest) | set(newest)), exact=True)
+        return _sized(len(set(oldest) | set(newest)), exact=True)
     age = snowflake_time(max(newest)) - snowflake_time(min(oldest))
     density = (len(oldest) + len(newest)) / (_span(oldest) + _span(newest))
-    return SizeEstimate(max(len(oldest) + len(newest), round(density * age)), exact=False)
+    return _sized(max(len(oldest) + len(newest), round(density * age)), exact=False)
+
+
+def _sized(messages: int, exact: bool) -> SizeEstimate:
+    return SizeEstimate(messages, exact, max(1, math.ceil(messages / PAGE)))
 
 
 def add(estimates: Sequence[SizeEstimate]) -> SizeEstimate:
-    return SizeEstimate(sum(e.messages for e in estimates), exact=all(e.exact for e in estimates))
+    return SizeEstimate(
+        sum(e.messages for e in estimates), all(e.exact for e in estimates), sum(e.requests for e in estimates)
+    )
