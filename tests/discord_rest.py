@@ -17,6 +17,7 @@ Used by the tests and by ``bench/import_history.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
@@ -85,7 +86,8 @@ class FakeChannel:
 class FakeDiscord:
     """The channels, threads and messages the server serves, and a log of the requests it got."""
 
-    def __init__(self, rate_limit_every: int = 0, retry_after: float = 0.05) -> None:
+    def __init__(self, rate_limit_every: int = 0, retry_after: float = 0.05, page_delay: float = 0.0) -> None:
+        self.page_delay = page_delay  # seconds each message page takes to answer (a slower, farther server)
         self.channels: dict[int, FakeChannel] = {}
         self.rate_limit_every = rate_limit_every
         self.retry_after = retry_after
@@ -227,6 +229,8 @@ class FakeDiscord:
             self.rate_limited += 1
             body = {"message": "You are being rate limited.", "retry_after": self.retry_after, "global": False}
             return _json(body, status=429, headers=self._headers(0, self.retry_after))
+        if self.page_delay:
+            await asyncio.sleep(self.page_delay)
         limit = max(1, min(100, int(request.query.get("limit", 50))))
         messages = channel.messages
         if "after" in request.query:
@@ -286,8 +290,6 @@ async def local_discord(world: FakeDiscord) -> AsyncIterator[FakeDiscord]:
 
 async def logged_in_http() -> discord.http.HTTPClient:
     """discord.py's real HTTP client, logged in against the local server (``GET /users/@me``)."""
-    import asyncio
-
     http = discord.http.HTTPClient(asyncio.get_running_loop())
     await http.static_login(TOKEN)
     return http
