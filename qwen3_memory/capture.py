@@ -78,6 +78,12 @@ class _Batch:
         return newest
 
 
+def _batch_goes_on(event: _Upsert | _Delete) -> bool:
+    """A deletion ends a batch (later upserts must not be written before it); a checkpoint does not: it is
+    resolved once the whole batch is written, which includes everything queued before it."""
+    return isinstance(event, _Upsert) or not event.message_ids
+
+
 def _latest_upserts(events: Sequence[_Upsert | _Delete]) -> tuple[list[StoredMessage], set[int]]:
     """The batch's messages, the last copy of each winning, except that a history copy never replaces a copy
     queued before it; and the ids whose only copies came from history."""
@@ -211,7 +217,7 @@ class Capture:
         while True:
             event = await self._queue.get()
             events = [event]
-            while len(events) < self.batch_size and isinstance(events[-1], _Upsert) and not self._queue.empty():
+            while len(events) < self.batch_size and _batch_goes_on(events[-1]) and not self._queue.empty():
                 events.append(self._queue.get_nowait())
             try:
                 await self._write_until_done(_Batch(events))

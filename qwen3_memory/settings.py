@@ -143,7 +143,7 @@ class HistorySettings:
     gap_fill: bool = True  # at startup and after a reconnect, fetch what enabled channels missed
     gap_fill_max_messages: int = 5_000  # per channel and gap; older missed messages need /memory import
     channels_per_guild: int = 1  # channels read at once per guild (live capture shares the writer)
-    pages_in_flight: int = 2  # pages of 100 queued for the writer per channel before the reader waits
+    pages_in_flight: int = 4  # pages of 100 queued for the writer per channel before the reader waits
 
 
 @dataclass(frozen=True)
