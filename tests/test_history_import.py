@@ -90,6 +90,7 @@ async def import_all(world: World, *refs: ChannelRef, since_id: int = 0):
     return await world.importer.wait(GUILD)
 
 
+@pytest.mark.usefixtures("backend")  # on SQLite + FAISS and on Postgres + pgvector
 async def test_import_pages_through_history_and_keeps_exactly_the_human_messages(world):
     kept = chat(world.discord, CHANNEL, 250)
     progress = await import_all(world)
@@ -148,6 +149,7 @@ async def test_opted_out_members_and_webhooks_are_not_imported(world):
     assert len(stored) == 10 and {m.author_id for m in stored.values()} == {ALICE}
 
 
+@pytest.mark.usefixtures("backend")  # on SQLite + FAISS and on Postgres + pgvector
 async def test_live_copies_win_and_nothing_is_stored_twice(world):
     kept = chat(world.discord, CHANNEL, 120)
     memory = world.memory
@@ -181,6 +183,7 @@ async def test_a_history_copy_never_replaces_a_live_copy_queued_before_it(world)
     assert (await world.stored())[99].content == later.content
 
 
+@pytest.mark.usefixtures("backend")  # on SQLite + FAISS and on Postgres + pgvector
 async def test_a_stopped_import_resumes_from_its_cursor(world):
     kept = chat(world.discord, CHANNEL, 400)
     await world.importer.start(GUILD, [ChannelRef(CHANNEL, name="general")])
@@ -215,6 +218,7 @@ async def test_pause_resume_and_cancel(world):
     assert (await ImportCursors(world.memory.store).channels(GUILD))[0].status in ("cancelled", "done")
 
 
+@pytest.mark.usefixtures("backend")  # on SQLite + FAISS and on Postgres + pgvector
 async def test_gap_fill_fetches_what_was_posted_while_away_bounded(world):
     before = chat(world.discord, CHANNEL, 50)
     await import_all(world)
