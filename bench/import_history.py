@@ -10,6 +10,10 @@ Printed: import messages/s (read, and human messages stored and embedded per sec
 same human texts with the same model in this run (before and after, pooled), their ratio (target >= 0.85
 without rate limiting), lag p50/p99/max (target p99 < 50 ms), recall latency during the import.
 ``python bench/import_history.py [--messages N] [--rate-limit-every N] [--recall-every S]``
+
+``--kill-halfway``: instead, a bot process (``tests/history_worker.py``) imports the channel, is killed
+with SIGKILL once its cursor passed half the channel, and a new process resumes; printed: whether the
+channel's human messages ended up stored exactly once with one vector each, and the time lost.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -125,11 +131,69 @@ async def main(n: int, rate_limit_every: int, pages_in_flight: int, recall_every
         )
 
 
+def _cursor(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute("SELECT cursor FROM history_imports").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.Error:
+        return 0
+
+
+async def _worker(data_dir: str, base_url: str, *flags: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.history_worker", data_dir, base_url, str(GUILD), str(CHANNEL), *flags,
+        cwd=Path(__file__).resolve().parents[1], stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def kill_halfway(n: int) -> None:
+    """Import, SIGKILL once the cursor passed the middle of the channel, resume in a new process, check."""
+    fake = FakeDiscord()
+    fake.channel(GUILD, CHANNEL, "general")
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    humans = []
+    for i, text in enumerate(chat_lines(n)):
+        data = fake.post(CHANNEL, text, 10 + i % 8, bot=i % 10 == 9, when=start + dt.timedelta(seconds=30 * i))
+        if i % 10 != 9:
+            humans.append(int(data["id"]))
+    middle = int(fake.channels[CHANNEL].messages[n // 2]["id"])
+    with tempfile.TemporaryDirectory(prefix="import-history-kill-") as tmp:
+        db = Path(tmp) / "memory" / "memory.db"
+        async with local_discord(fake):
+            started = time.perf_counter()
+            first = await _worker(tmp, fake.base_url)
+            while _cursor(db) < middle:
+                if first.returncode is not None:
+                    raise SystemExit("the import ended before it could be killed")
+                await asyncio.sleep(0.05)
+            os.kill(first.pid, signal.SIGKILL)
+            await first.wait()
+            killed_at, killed_after = _cursor(db), time.perf_counter() - started
+            second = await _worker(tmp, fake.base_url, "--resume")
+            out, _ = await second.communicate()
+            total = time.perf_counter() - started
+        with sqlite3.connect(db) as conn:
+            stored = [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
+            vectors = [r[0] for r in conn.execute("SELECT message_id FROM embeddings ORDER BY message_id")]
+    done_before = sum(1 for i in humans if i <= killed_at)
+    print(f"history import killed halfway: {n} messages ({len(humans)} human), SIGKILL after {killed_after:.0f} s")
+    print(f"  cursor at the kill: {done_before} human messages written; resumed process said {out.decode().strip()}")
+    print(
+        f"  stored {len(stored)} messages ({'exactly the human ones, once' if stored == humans else 'MISMATCH'}), "
+        f"{len(vectors)} vectors ({'one each' if vectors == humans else 'MISMATCH'}); {total:.0f} s in all"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=5000, help="messages in the channel (default 5000)")
     parser.add_argument("--rate-limit-every", type=int, default=0, help="answer every Nth page with a 429 (0: never)")
     parser.add_argument("--pages-in-flight", type=int, default=HistorySettings().pages_in_flight)
     parser.add_argument("--recall-every", type=float, default=5.0, help="seconds between recalls during it (0: none)")
+    parser.add_argument("--kill-halfway", action="store_true", help="kill -9 the importing process halfway, resume")
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.rate_limit_every, args.pages_in_flight, args.recall_every))
+    if args.kill_halfway:
+        asyncio.run(kill_halfway(args.messages))
+    else:
+        asyncio.run(main(args.messages, args.rate_limit_every, args.pages_in_flight, args.recall_every))
