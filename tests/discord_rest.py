@@ -44,6 +44,28 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return response
 
 
+def message_data(message_id: int, channel_id: int, author: dict[str, Any], content: str, **fields: Any) -> dict:
+    """A message as Discord's REST API returns it (``fields`` override or add: ``type``, ``webhook_id``...)."""
+    return {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": discord.utils.snowflake_time(message_id).isoformat(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+        **fields,
+    }
+
+
 @dataclass
 class FakeChannel:
     id: int
@@ -121,31 +143,15 @@ class FakeDiscord:
         message_id = snowflake(when, next(self._ids) % 4096)
         if channel.messages and message_id <= int(channel.messages[-1]["id"]):
             message_id = int(channel.messages[-1]["id"]) + 1
-        data = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "author": {
-                "id": str(author_id),
-                "username": f"user{author_id % 1000}",
-                "discriminator": "0",
-                "global_name": None,
-                "avatar": None,
-                "bot": bot,
-            },
-            "content": content,
-            "timestamp": discord.utils.snowflake_time(message_id).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            **fields,
+        author = {
+            "id": str(author_id),
+            "username": f"user{author_id % 1000}",
+            "discriminator": "0",
+            "global_name": None,
+            "avatar": None,
+            "bot": bot,
         }
+        data = message_data(message_id, channel_id, author, content, **fields)
         channel.messages.append(data)
         return data
 

@@ -148,12 +148,19 @@ async def test_gap_fill_on_reconnect_fetches_what_enabled_channels_missed(bot_wo
     assert not await stored_ids(harness, off.id)  # memory is off there: no gap fill
 
 
-async def test_enable_offers_an_import(bot_world):
-    harness, _ = bot_world
-    reply = await harness.slash(
-        "memory enable", member=harness.member(0), permissions=ADMIN, channel=harness.channel(1)
-    )
-    assert "/memory import start" in reply.text
+async def test_enable_offers_an_import_that_only_admins_can_start(bot_world):
+    harness, fake = bot_world
+    channel = harness.channel(1)
+    kept = say(fake, channel.id, 12)
+    reply = await harness.slash("memory enable", member=harness.member(0), permissions=ADMIN, channel=channel)
+    assert "Import what was said here before?" in reply.text
+    assert [b["label"] for b in reply.buttons] == ["Import earlier messages"]
+
+    refused = await harness.click(reply, "Import earlier messages", member=harness.member(1), permissions=MEMBER)
+    assert "Manage Server" in refused.text and not await stored_ids(harness, channel.id)
+    click = await harness.click(reply, "Import earlier messages", member=harness.member(0), permissions=ADMIN)
+    await click.wait_until(lambda r: ": done" in r.text)
+    assert await stored_ids(harness, channel.id) == kept
 
 
 async def test_an_import_started_by_a_command_resumes_after_a_restart(bot_world):

@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import refused_option, tell_privately
-from cogs.memory.imports import WHERE_CHOICES, HistoryImports
+from cogs.memory.imports import WHERE_CHOICES, HistoryImports, ImportOffer
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.recall.pipeline import Hit
@@ -194,6 +194,21 @@ def recall_rate_limited():
         return True
 
     return app_commands.check(predicate)
+
+
+def import_options(action: str):
+    """The options ``/memory import start`` and ``plan`` share, and the admin check."""
+
+    def decorate(command):
+        command = app_commands.describe(
+            where="This channel (and its threads) or every channel of the server",
+            channels=f"Channels to {action} instead, as #mentions",
+            since="Only messages since this date (YYYY-MM-DD, UTC)",
+        )(command)
+        command = app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])(command)
+        return memory_admin_only()(command)
+
+    return decorate
 
 
 # ---------------------------------------------------------------------- the cog
@@ -386,16 +401,18 @@ class MemoryCog(commands.Cog, name="Memory"):
         channel = interaction.channel
         threads = [t.id for t in interaction.guild.threads if t.parent_id == channel.id]
         await self.memory.set_capture_enabled(interaction.guild_id, channel.id, enabled, threads)
+        offer = {}
         if enabled:
             text = f"✅ I now remember new messages in {_where(channel)}."
             if not await self.memory.store.count_messages(interaction.guild_id, channel.id):
-                text += " To remember what was said here before, run `/memory import start` (`plan` estimates it)."
+                text += " Import what was said here before? (`/memory import plan` estimates it first.)"
+                offer["view"] = ImportOffer(self.imports, self.admin_permission)
         else:
             text = (
                 f"⏸️ I no longer remember new messages in {_where(channel)}. What I already remember stays "
                 "(members can erase theirs with `/memory forget-me`)."
             )
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(text, ephemeral=True, **offer)
 
     @memory_group.command(name="enable", description="Remember new messages of this channel (admins)")
     @app_commands.default_permissions(manage_guild=True)
@@ -419,13 +436,7 @@ class MemoryCog(commands.Cog, name="Memory"):
 
     # ------------------------------------------------------------------ /memory import (admins)
     @import_group.command(name="start", description="Import earlier messages of this channel, listed ones or all")
-    @app_commands.describe(
-        where="This channel (and its threads) or every channel of the server",
-        channels="Channels to import instead, as #mentions",
-        since="Only messages since this date (YYYY-MM-DD, UTC)",
-    )
-    @app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])
-    @memory_admin_only()
+    @import_options("import")
     async def import_start(
         self,
         interaction: discord.Interaction,
@@ -437,13 +448,7 @@ class MemoryCog(commands.Cog, name="Memory"):
         await self.imports.start(interaction, where, channels, since)
 
     @import_group.command(name="plan", description="Estimate how many messages an import would read")
-    @app_commands.describe(
-        where="This channel (and its threads) or every channel of the server",
-        channels="Channels to estimate instead, as #mentions",
-        since="Only messages since this date (YYYY-MM-DD, UTC)",
-    )
-    @app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])
-    @memory_admin_only()
+    @import_options("estimate")
     async def import_plan(
         self,
         interaction: discord.Interaction,

@@ -14,6 +14,7 @@ import time
 
 import discord
 
+from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.memory.history import DiscordHistory, importable, readable_by
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.history import ChannelRef, HistoryImporter, ImportProgress
@@ -235,3 +236,27 @@ class HistoryImports:
                 return
             if last:
                 return
+
+
+class ImportOffer(discord.ui.View):
+    """The button under ``/memory enable``'s answer in a channel the memory knows nothing of yet."""
+
+    def __init__(self, imports: HistoryImports, admin_permission: str, timeout: float = 600) -> None:
+        super().__init__(timeout=timeout)
+        self.imports = imports
+        self.admin_permission = admin_permission
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if await is_admin(interaction, self.admin_permission):
+            return True
+        await interaction.response.send_message(str(NotMemoryAdmin(self.admin_permission)), ephemeral=True)
+        return False
+
+    @discord.ui.button(label="Import earlier messages", style=discord.ButtonStyle.primary, emoji="📥")
+    async def start_import(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.stop()
+        await interaction.response.edit_message(view=None)
+        try:
+            await self.imports.start(interaction, "here", None, None)
+        except UserFacingError as exc:
+            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)

@@ -68,25 +68,30 @@ class ImportCursors:
         self, guild_id: int, channel_id: int | None, status: str, error: str | None = None, only: Sequence[str] = ()
     ) -> None:
         """One channel's status, or (``channel_id`` None) every channel of the guild whose status is in ``only``."""
-        sql = "UPDATE history_imports SET status = ?, error = ?, updated_at = ? WHERE guild_id = ?"
-        params: list = [status, error, time.time(), guild_id]
-        if channel_id is not None:
-            sql += " AND channel_id = ?"
-            params.append(channel_id)
-        if only:
-            sql += f" AND status IN ({','.join('?' * len(only))})"
-            params += list(only)
+        where, params = _where(guild_id, channel_id, only)
         async with self.store.transaction() as db:
-            await db.execute(sql, params)
+            await db.execute(
+                f"UPDATE history_imports SET status = ?, error = ?, updated_at = ? WHERE {where}",
+                [status, error, time.time(), *params],
+            )
 
     async def channels(self, guild_id: int | None = None, statuses: Sequence[str] = ()) -> list[ChannelImport]:
         """Rows of one guild (or all), in the order they are imported (channels before their threads)."""
-        sql, params = f"SELECT {_COLUMNS} FROM history_imports WHERE 1 = 1", []
-        if guild_id is not None:
-            sql += " AND guild_id = ?"
-            params.append(guild_id)
-        if statuses:
-            sql += f" AND status IN ({','.join('?' * len(statuses))})"
-            params += list(statuses)
-        rows = await self.store.fetchall(sql + " ORDER BY guild_id, parent_id, channel_id", params)
+        where, params = _where(guild_id, None, statuses)
+        rows = await self.store.fetchall(
+            f"SELECT {_COLUMNS} FROM history_imports WHERE {where} ORDER BY guild_id, parent_id, channel_id", params
+        )
         return [ChannelImport(*row) for row in rows]
+
+
+def _where(guild_id: int | None, channel_id: int | None, statuses: Sequence[str]) -> tuple[str, list]:
+    """The rows of a guild (None: all), a channel (None: all), with one of ``statuses`` (none: any)."""
+    conditions, params = ["1 = 1"], []
+    for column, value in (("guild_id", guild_id), ("channel_id", channel_id)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if statuses:
+        conditions.append(f"status IN ({','.join('?' * len(statuses))})")
+        params += list(statuses)
+    return " AND ".join(conditions), params
