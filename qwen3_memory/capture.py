@@ -41,6 +41,7 @@ STOP_GIVES_UP_SECONDS = 60.0  # at shutdown, how long a batch that keeps failing
 @dataclass(frozen=True)
 class _Upsert:
     message: StoredMessage
+    only_new: bool = False  # a copy read from history: stored only if the message is not stored yet
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,31 @@ class _Batch:
                 key = (e.message.guild_id, e.message.channel_id)
                 newest[key] = max(newest.get(key, 0), e.message.id)
         return newest
+
+
+def _batch_goes_on(event: _Upsert | _Delete) -> bool:
+    """A deletion ends a batch (later upserts must not be written before it); a checkpoint does not: it is
+    resolved once the whole batch is written, which includes everything queued before it."""
+    return isinstance(event, _Upsert) or not event.message_ids
+
+
+def _latest_upserts(events: Sequence[_Upsert | _Delete]) -> tuple[list[StoredMessage], set[int]]:
+    """The batch's messages, the last copy of each winning, except that a history copy never replaces a copy
+    queued before it; and the ids whose only copies came from history."""
+    latest: dict[int, StoredMessage] = {}
+    from_history: set[int] = set()
+    for event in events:
+        if not isinstance(event, _Upsert):
+            continue
+        message_id = event.message.id
+        if event.only_new:
+            if message_id in latest:
+                continue
+            from_history.add(message_id)
+        else:
+            from_history.discard(message_id)
+        latest[message_id] = event.message
+    return list(latest.values()), from_history
 
 
 def worth_retrying(error: BaseException) -> bool:
@@ -167,9 +193,18 @@ class Capture:
         return self._queue.qsize()
 
     # ------------------------------------------------------------------ events
-    async def submit(self, message: StoredMessage) -> None:
-        """Queue a new or edited message (waits only when the queue is full)."""
-        await self._queue.put(_Upsert(message))
+    async def submit(self, message: StoredMessage, only_new: bool = False) -> None:
+        """Queue a new or edited message (waits only when the queue is full).
+
+        ``only_new``: a copy read from Discord's history, stored only if the message is not stored yet, so a
+        live edit written before it wins (and one queued after it wins anyway, being later)."""
+        await self._queue.put(_Upsert(message, only_new))
+
+    async def checkpoint(self) -> asyncio.Future:
+        """A future done once every event queued before it is written (an import then commits its cursor)."""
+        done = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Delete((), done))
+        return done
 
     async def delete(self, message_ids: Sequence[int], wait: bool = False) -> None:
         """Queue the deletion of messages (and their vectors everywhere), in order with earlier events."""
@@ -184,7 +219,7 @@ class Capture:
         while True:
             event = await self._queue.get()
             events = [event]
-            while len(events) < self.batch_size and isinstance(events[-1], _Upsert) and not self._queue.empty():
+            while len(events) < self.batch_size and _batch_goes_on(events[-1]) and not self._queue.empty():
                 events.append(self._queue.get_nowait())
             try:
                 await self._write_until_done(_Batch(events))
@@ -262,13 +297,14 @@ class Capture:
     async def _handle(self, batch: _Batch) -> None:
         """Store, embed, delete: each step once, so a retry continues after the last step that succeeded."""
         if batch.to_embed is None:
-            batch.to_embed = await self._store([e.message for e in batch.events if isinstance(e, _Upsert)])
+            batch.to_embed = await self._store(*_latest_upserts(batch.events))
         if batch.to_embed:
             await self._embed(batch.to_embed, done=batch.embedded_spaces)
             batch.to_embed = []
         deletes = [e for e in batch.events if isinstance(e, _Delete)]
         for event in deletes[batch.deletes_done :]:
-            await self.store.delete_messages(event.message_ids)
+            if event.message_ids:  # none: a checkpoint
+                await self.store.delete_messages(event.message_ids)
             batch.deletes_done += 1
             if event.done is not None and not event.done.done():
                 event.done.set_result(None)
@@ -277,8 +313,12 @@ class Capture:
         """Store messages and embed the new or changed ones into every write space of their channel."""
         await self.embed(await self._store(messages))
 
-    async def _store(self, messages: Sequence[StoredMessage]) -> list[StoredMessage]:
-        """Store messages; returns the new or changed ones (an edit queued after its message wins)."""
+    async def _store(self, messages: Sequence[StoredMessage], only_new: set[int] | None = None) -> list[StoredMessage]:
+        """Store messages; returns the new or changed ones (an edit queued after its message wins). Messages
+        whose id is in ``only_new`` are left out when already stored."""
+        if only_new:
+            stored = await self.store.get_messages(only_new)
+            messages = [m for m in messages if m.id not in stored]
         if not messages:
             return []
         latest = {m.id: m for m in messages}

@@ -69,6 +69,9 @@ RANGES: dict[str, Bounds] = {
     "capture.batch_size": Bounds(1, 1024),
     "capture.min_length": Bounds(0, 4000, "between 0 and 4000 (characters; 0 counts as 1)"),
     "migration.verify_sample": Bounds(1, 100_000),
+    "history.gap_fill_max_messages": Bounds(1, 1_000_000),
+    "history.channels_per_guild": Bounds(1, 16),
+    "history.pages_in_flight": Bounds(1, 64),
 }
 DIMENSION_KEYS = ("model_overrides.embedding_dimension", "migration.target_embedding_dimension")
 
@@ -136,6 +139,16 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """Importing Discord history (``/memory import``) and filling the gap a downtime left."""
+
+    gap_fill: bool = True  # at startup and after a reconnect, fetch what enabled channels missed
+    gap_fill_max_messages: int = 5_000  # per channel and gap; older missed messages need /memory import
+    channels_per_guild: int = 1  # channels read at once per guild (live capture shares the writer)
+    pages_in_flight: int = 4  # pages of 100 queued for the writer per channel before the reader waits
+
+
+@dataclass(frozen=True)
 class PermissionSettings:
     admin_permission: str = "manage_guild"
 
@@ -181,6 +194,7 @@ class MemorySystem:
     index: IndexSettings = field(default_factory=IndexSettings)
     recall: RecallSettings = field(default_factory=RecallSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     permissions: PermissionSettings = field(default_factory=PermissionSettings)
     migration: MigrationSettings = field(default_factory=MigrationSettings)
 

@@ -44,6 +44,7 @@ from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 from qwen3_memory.memory import Memory
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.settings import Settings
+from tests.discord_rest import message_data
 
 EPHEMERAL = 1 << 6
 ADMIN = discord.Permissions(manage_guild=True, send_messages=True, read_messages=True)
@@ -430,25 +431,16 @@ class DiscordHarness:
     def message_payload(self, channel_id: int, data: dict[str, Any], message_id: int | None = None) -> dict[str, Any]:
         """A message as Discord returns it for an interaction response or follow-up (``message_id``: an
         existing message, e.g. the original response being edited)."""
-        message_id = message_id or dpy_factories.make_id()
-        return {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "author": dpy_factories.dict_from_user(self.bot.user),
-            "content": data.get("content") or "",
-            "timestamp": discord.utils.snowflake_time(message_id).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": data.get("embeds") or [],
-            "components": data.get("components") or [],
-            "pinned": False,
-            "type": 20,
-            "flags": int(data.get("flags", 0) or 0),
-        }
+        return message_data(
+            message_id or dpy_factories.make_id(),
+            channel_id,
+            dpy_factories.dict_from_user(self.bot.user),
+            data.get("content") or "",
+            embeds=data.get("embeds") or [],
+            components=data.get("components") or [],
+            type=20,
+            flags=int(data.get("flags", 0) or 0),
+        )
 
     def interaction_payload(
         self,

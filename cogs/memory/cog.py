@@ -21,6 +21,7 @@ from discord.ext import commands
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import refused_option, tell_privately
 from cogs.memory.render import MEMORY_COLOUR, excerpts_embed, filters_text, snippet
+from cogs.memory.imports import WHERE_CHOICES, HistoryImports, ImportOffer
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.hooks import RecallEvent
@@ -179,6 +180,21 @@ def recall_rate_limited():
     return app_commands.check(predicate)
 
 
+def import_options(action: str):
+    """The options ``/memory import start`` and ``plan`` share, and the admin check."""
+
+    def decorate(command):
+        command = app_commands.describe(
+            where="This channel (and its threads) or every channel of the server",
+            channels=f"Channels to {action} instead, as #mentions",
+            since="Only messages since this date (YYYY-MM-DD, UTC)",
+        )(command)
+        command = app_commands.choices(where=[app_commands.Choice(name=w, value=w) for w in WHERE_CHOICES])(command)
+        return memory_admin_only()(command)
+
+    return decorate
+
+
 # ---------------------------------------------------------------------- the cog
 class MemoryCog(commands.Cog, name="Memory"):
     """Remembers the messages of guild channels and recalls the relevant ones on request."""
@@ -188,6 +204,12 @@ class MemoryCog(commands.Cog, name="Memory"):
         description="What the bot remembers of this server's channels",
         guild_only=True,
         allowed_contexts=app_commands.AppCommandContext(guild=True),  # what app_commands.guild_only() sets
+    )
+    import_group = app_commands.Group(
+        name="import",
+        description="Remember this server's earlier messages from Discord's history (admins)",
+        parent=memory_group,
+        default_permissions=discord.Permissions(manage_guild=True),
     )
 
     def __init__(self, bot: commands.Bot, memory: Memory) -> None:
@@ -199,13 +221,27 @@ class MemoryCog(commands.Cog, name="Memory"):
         self.admin_permission = memory.settings.memory.permissions.admin_permission
         self.rate_limit = RecallRateLimit(memory.settings.memory.recall.user_cooldown_seconds)
         self._stop_dispatching = memory.recall_hooks.add(self._dispatch_recall)
-
-    async def cog_unload(self) -> None:
-        self._stop_dispatching()
+        self.imports = HistoryImports(bot, memory)
 
     def _dispatch_recall(self, event: RecallEvent) -> None:
         """Every recall of the memory becomes the bot event ``memory_recall`` (``on_memory_recall(event)``)."""
         self.bot.dispatch("memory_recall", event)
+
+    async def cog_unload(self) -> None:
+        self._stop_dispatching()
+        await self.imports.close()  # unfinished imports resume at the next start
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        await self.imports.connected()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        await self.imports.connected()
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.imports.disconnected()
 
     # ------------------------------------------------------------------ capture
     def _capturable(self, message: discord.Message) -> bool:
@@ -393,14 +429,18 @@ class MemoryCog(commands.Cog, name="Memory"):
         channel = interaction.channel
         threads = [t.id for t in interaction.guild.threads if t.parent_id == channel.id]
         await self.memory.set_capture_enabled(interaction.guild_id, channel.id, enabled, threads)
+        offer = {}
         if enabled:
             text = f"✅ I now remember new messages in {_where(channel)}."
+            if not await self.memory.store.count_messages(interaction.guild_id, channel.id):
+                text += " Import what was said here before? (`/memory import plan` estimates it first.)"
+                offer["view"] = ImportOffer(self.imports, self.admin_permission)
         else:
             text = (
                 f"⏸️ I no longer remember new messages in {_where(channel)}. What I already remember stays "
                 "(members can erase theirs with `/memory forget-me`)."
             )
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(text, ephemeral=True, **offer)
 
     @memory_group.command(name="enable", description="Remember new messages of this channel (admins)")
     @app_commands.default_permissions(manage_guild=True)
@@ -421,6 +461,59 @@ class MemoryCog(commands.Cog, name="Memory"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         stats = await memory_stats(self.memory, interaction.guild_id, limit=STATS_FIELDS)
         await interaction.followup.send(embed=stats_embed(stats, interaction.guild), ephemeral=True)
+
+    # ------------------------------------------------------------------ /memory import (admins)
+    @import_group.command(name="start", description="Import earlier messages of this channel, listed ones or all")
+    @import_options("import")
+    async def import_start(
+        self,
+        interaction: discord.Interaction,
+        where: str = "here",
+        channels: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.start(interaction, where, channels, since)
+
+    @import_group.command(name="plan", description="Estimate how many messages an import would read")
+    @import_options("estimate")
+    async def import_plan(
+        self,
+        interaction: discord.Interaction,
+        where: str = "here",
+        channels: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.plan(interaction, where, channels, since)
+
+    async def _send_import_status(self, interaction: discord.Interaction) -> None:
+        embed = await self.imports.status_embed(interaction.guild)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @import_group.command(name="status", description="Progress of this server's history import")
+    @memory_admin_only()
+    async def import_status(self, interaction: discord.Interaction) -> None:
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="pause", description="Pause this server's history import")
+    @memory_admin_only()
+    async def import_pause(self, interaction: discord.Interaction) -> None:
+        await self.imports.importer.pause(interaction.guild_id)
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="resume", description="Resume this server's paused history import")
+    @memory_admin_only()
+    async def import_resume(self, interaction: discord.Interaction) -> None:
+        await self.imports.importer.resume(interaction.guild_id)
+        await self._send_import_status(interaction)
+
+    @import_group.command(name="cancel", description="Stop this server's history import (what it stored stays)")
+    @memory_admin_only()
+    async def import_cancel(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.imports.importer.cancel(interaction.guild_id)
+        await interaction.followup.send(embed=await self.imports.status_embed(interaction.guild), ephemeral=True)
 
     # ------------------------------------------------------------------ errors
     async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError):

@@ -157,7 +157,24 @@ CREATE INDEX messages_by_channel_time ON messages(guild_id, channel_id, created_
 CREATE INDEX messages_by_channel_author ON messages(guild_id, channel_id, author_id, created_at) INCLUDE (id);
 """
 
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+# Version 6: Discord-history import cursors, as on SQLite.
+_V6 = """
+CREATE TABLE history_imports (
+    guild_id bigint NOT NULL,
+    channel_id bigint NOT NULL,
+    parent_id bigint NOT NULL DEFAULT 0,
+    status text NOT NULL,
+    cursor bigint NOT NULL DEFAULT 0,
+    read_count bigint NOT NULL DEFAULT 0,
+    stored_count bigint NOT NULL DEFAULT 0,
+    skipped_count bigint NOT NULL DEFAULT 0,
+    error text,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (guild_id, channel_id)
+);
+"""
+
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 

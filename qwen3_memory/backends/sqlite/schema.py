@@ -214,5 +214,23 @@ SET terms = (SELECT 'c' || m.channel_id || 'x' || replace(messages_fts.terms, ' 
 WHERE terms <> '' AND rowid IN (SELECT id FROM messages);
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+# Discord-history imports: per channel (or thread) what was asked and how far it got, so a restart or a
+# kill resumes after the newest message whose page was written (qwen3_memory.history.cursors).
+_V7 = """
+CREATE TABLE history_imports (
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,       -- a channel, a thread or a forum post
+    parent_id INTEGER NOT NULL DEFAULT 0,  -- the thread's channel; 0 for a channel
+    status TEXT NOT NULL,              -- queued, running, paused, done, cancelled, failed
+    cursor INTEGER NOT NULL DEFAULT 0, -- newest message id whose page is written; the import resumes after it
+    read_count INTEGER NOT NULL DEFAULT 0,
+    stored_count INTEGER NOT NULL DEFAULT 0,
+    skipped_count INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (guild_id, channel_id)
+);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

@@ -1,0 +1,184 @@
+"""``/memory import`` and gap fill through the real bot: raw interactions through the real CommandTree, and the
+bot's real discord.py HTTP client reading history (channels, active and archived threads) from a local server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import discord
+import pytest
+
+from qwen3_memory.history.cursors import ImportCursors
+from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
+from tests.discord_rest import FakeDiscord, local_discord, logged_in_http
+
+START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+ALICE, BOT = 601, 602
+
+
+@pytest.fixture
+async def bot_world(make_settings):
+    """The harness's bot with its HTTP client replaced by a real one against a local server that holds the
+    harness's channels."""
+    fake = FakeDiscord()
+    async with running_harness(make_settings()) as harness, local_discord(fake):
+        for guild in harness.guilds:
+            for channel in guild.text_channels:
+                fake.channel(guild.id, channel.id, channel.name)
+        http = await logged_in_http()
+        harness.bot.http = harness.bot._connection.http = http
+        harness.bot.get_cog("Memory").imports.progress_every_s = 0.05
+        try:
+            yield harness, fake
+        finally:
+            await harness.bot.get_cog("Memory").imports.close()
+
+
+def say(fake: FakeDiscord, channel_id: int, n: int, start: dt.datetime = START) -> list[int]:
+    """``n`` lines a minute apart, every 5th by a bot; the ids of the human ones."""
+    kept = []
+    for i in range(n):
+        data = fake.post(channel_id, f"line {i} about the spring release", BOT if i % 5 == 4 else ALICE,
+                         bot=i % 5 == 4, when=start + dt.timedelta(minutes=i))  # fmt: skip
+        if i % 5 != 4:
+            kept.append(int(data["id"]))
+    return kept
+
+
+async def stored_ids(harness: DiscordHarness, channel_id: int, guild: int = 0) -> list[int]:
+    await harness.memory.capture.drain()
+    messages = await harness.memory.store.scroll_messages(harness.guilds[guild].id, channel_id, 0, 100_000)
+    return [m.id for m in messages]
+
+
+async def test_an_admin_imports_this_channel_with_its_active_and_archived_threads(bot_world):
+    harness, fake = bot_world
+    channel = harness.channel(0)
+    active = harness.make_thread(channel, "release notes")
+    fake.channel(channel.guild.id, active.id, active.name, type=11, parent_id=channel.id)
+    archived = fake.channel(
+        channel.guild.id, channel.id + 999, "old plans", type=11, parent_id=channel.id, archived=True
+    )
+    private = fake.channel(channel.guild.id, channel.id + 998, "secret", type=12, parent_id=channel.id, archived=True)
+    in_channel, in_active, in_archived = say(fake, channel.id, 130), say(fake, active.id, 20), say(fake, archived.id, 8)
+    say(fake, private.id, 5)  # the bot may not list private archived threads (no Manage Threads): skipped
+    elsewhere = say(fake, harness.channel(1).id, 10)
+
+    reply = await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, channel=channel)
+    await reply.wait_until(lambda r: "import in" in r.text and ": done" in r.text)
+
+    assert reply.ephemeral and not reply.failed
+    assert await stored_ids(harness, channel.id) == in_channel
+    assert await stored_ids(harness, active.id) == in_active
+    assert await stored_ids(harness, archived.id) == in_archived
+    assert not await stored_ids(harness, private.id) and not await stored_ids(harness, harness.channel(1).id)
+    assert (
+        elsewhere
+        and "3/3" in reply.text
+        and f"{len(in_channel) + len(in_active) + len(in_archived)} stored" in reply.text
+    )
+    assert "estimated at the start: 158 messages, 4 requests" in reply.text
+    hits = await harness.memory.recall(channel.guild.id, channel.id, "when is the spring release?", k=3)
+    assert hits and all(h.message.channel_id == channel.id for h in hits)
+
+
+async def test_members_cannot_import(bot_world):
+    harness, fake = bot_world
+    say(fake, harness.channel(0).id, 5)
+    reply = await harness.slash("memory import start", member=harness.member(1), permissions=MEMBER)
+    assert reply.ephemeral and "Manage Server" in reply.text
+    assert not await stored_ids(harness, harness.channel(0).id)
+
+
+async def test_listed_channels_since_a_date_and_a_bad_date(bot_world):
+    harness, fake = bot_world
+    a, b = harness.channel(0), harness.channel(1)
+    say(fake, a.id, 10)
+    recent = say(fake, a.id, 10, start=START + dt.timedelta(days=30))
+    in_b = say(fake, b.id, 10, start=START + dt.timedelta(days=30))
+    since = (START + dt.timedelta(days=10)).strftime("%Y-%m-%d")
+    reply = await harness.slash(
+        "memory import start",
+        member=harness.member(0),
+        permissions=ADMIN,
+        channels=f"{a.mention} {b.mention}",
+        since=since,
+    )
+    await reply.wait_until(lambda r: ": done" in r.text)
+    assert await stored_ids(harness, a.id) == recent and await stored_ids(harness, b.id) == in_b
+
+    bad = await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, since="last week")
+    assert "2024-01-31" in bad.text and bad.ephemeral
+
+
+async def test_plan_estimates_without_importing(bot_world):
+    harness, fake = bot_world
+    say(fake, harness.channel(0).id, 60)
+    reply = await harness.slash("memory import plan", member=harness.member(0), permissions=ADMIN)
+    assert "60 messages, 1 request" in reply.text and "cannot count" in reply.text
+    assert not await stored_ids(harness, harness.channel(0).id)
+
+
+async def test_status_pause_and_cancel_answer_when_nothing_runs(bot_world):
+    harness, _ = bot_world
+    for command in ("memory import status", "memory import pause", "memory import cancel"):
+        reply = await harness.slash(command, member=harness.member(0), permissions=ADMIN)
+        assert reply.ephemeral and ("no import is running" in reply.text or "/memory import start" in reply.text)
+
+
+async def test_gap_fill_on_reconnect_fetches_what_enabled_channels_missed(bot_world):
+    harness, fake = bot_world
+    channel, off = harness.channel(0), harness.channel(1)
+    before = say(fake, channel.id, 5)
+    await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, channel=channel)
+    cog = harness.bot.get_cog("Memory")
+    await cog.imports.importer.wait(channel.guild.id)
+    await harness.memory.set_capture_enabled(off.guild.id, off.id, False)
+    say(fake, off.id, 5)
+
+    harness.bot.dispatch("disconnect")
+    missed = say(fake, channel.id, 12, start=START + dt.timedelta(days=2))
+    harness.bot.dispatch("ready")
+    for _ in range(500):
+        if len(await stored_ids(harness, channel.id)) == len(before) + len(missed):
+            break
+        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=20))
+    assert await stored_ids(harness, channel.id) == before + missed
+    assert not await stored_ids(harness, off.id)  # memory is off there: no gap fill
+
+
+async def test_enable_offers_an_import_that_only_admins_can_start(bot_world):
+    harness, fake = bot_world
+    channel = harness.channel(1)
+    kept = say(fake, channel.id, 12)
+    reply = await harness.slash("memory enable", member=harness.member(0), permissions=ADMIN, channel=channel)
+    assert "Import what was said here before?" in reply.text
+    assert [b["label"] for b in reply.buttons] == ["Import earlier messages"]
+
+    refused = await harness.click(reply, "Import earlier messages", member=harness.member(1), permissions=MEMBER)
+    assert "Manage Server" in refused.text and not await stored_ids(harness, channel.id)
+    click = await harness.click(reply, "Import earlier messages", member=harness.member(0), permissions=ADMIN)
+    await click.wait_until(lambda r: ": done" in r.text)
+    assert await stored_ids(harness, channel.id) == kept
+
+
+async def test_an_import_started_by_a_command_resumes_after_a_restart(bot_world):
+    harness, fake = bot_world
+    kept = say(fake, harness.channel(0).id, 300)
+    cog = harness.bot.get_cog("Memory")
+    await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN)
+    cursors = ImportCursors(harness.memory.store)
+    while (await cursors.channels(harness.guilds[0].id))[0].cursor == 0:
+        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=10))
+    await cog.imports.close()  # the cog unloads mid-import (a shutdown)
+
+    from cogs.memory.imports import HistoryImports
+
+    cog.imports = HistoryImports(harness.bot, harness.memory)
+    harness.bot.dispatch("ready")  # the next start
+    for _ in range(1000):
+        if (await cursors.channels(harness.guilds[0].id))[0].status == "done":
+            break
+        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=20))
+    assert await stored_ids(harness, harness.channel(0).id) == kept
