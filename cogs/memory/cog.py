@@ -20,8 +20,8 @@ from discord.ext import commands
 
 from cogs.common.checks import NotMemoryAdmin, is_admin
 from cogs.common.replies import refused_option, tell_privately
-from cogs.memory.render import MEMORY_COLOUR, excerpts_embed, filters_text, snippet
 from cogs.memory.imports import WHERE_CHOICES, HistoryImports, ImportOffer
+from cogs.memory.render import MEMORY_COLOUR, excerpts_embed, filters_text, snippet
 from qwen3_memory.errors import UserFacingError
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.hooks import RecallEvent
