@@ -63,6 +63,9 @@ RANGES: dict[str, Bounds] = {
     "recall.rerank_candidates": Bounds(1, 200),
     "recall.min_rerank_score": Bounds(0, 1, "between 0 and 1 (a reranker probability; 0: off)"),
     "recall.candidates": Bounds(1, 1000),
+    "recall.conversation_carry": Bounds(0, 2, "above 0 and at most 2", above_low=True),
+    "recall.conversation_lines": Bounds(1, 50),
+    "recall.conversation_gap_seconds": Bounds(1, 86_400, "between 1 and 86400 (seconds)"),
     "recall.user_cooldown_seconds": Bounds(0, 86_400, "between 0 and 86400 (seconds; 0: no cooldown)"),
     "capture.queue_size": Bounds(100, 10_000_000),
     "capture.batch_size": Bounds(1, 1024),
@@ -121,6 +124,10 @@ class RecallSettings:
     rerank_candidates: int = 10  # the best candidates the reranker re-orders (at least k of them)
     min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off
     candidates: int = 50
+    conversation: bool = True  # an asking line's match carries to the lines after it (see recall/conversation.py)
+    conversation_carry: float = 0.9
+    conversation_lines: int = 6
+    conversation_gap_seconds: float = 900.0
     user_cooldown_seconds: float = 5.0
 
 
