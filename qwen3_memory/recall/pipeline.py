@@ -37,6 +37,7 @@ from qwen3_memory.errors import ModelUnavailable, ReadSpaceMoved, UserFacingErro
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.conversation import ConversationOptions, in_conversation
 from qwen3_memory.recall.fusion import reciprocal_rank_fusion
+from qwen3_memory.recall.weighting import LexicalWeighting
 from qwen3_memory.records import SpaceRecord, StoredMessage
 from qwen3_memory.settings import RecallSettings
 
@@ -55,7 +56,8 @@ class RecallOptions:
     dense: bool = True  # search the read space's vector index
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
-    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1)
+    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1), at the reference spread
+    bm25_weight_power: float = 1.0  # per query, scale bm25_weight by (0.3 / dense spread) ** power (0: fixed)
     rerank: bool = False
     rerank_candidates: int = 10  # how many of the best candidates the reranker sees (at least k)
     min_rerank_score: float = 0.0  # reranker probability floor, only when reranking; 0 keeps everything
@@ -89,6 +91,7 @@ class RecallOptions:
             hybrid=recall.hybrid,
             rrf_k=recall.rrf_k,
             bm25_weight=recall.bm25_weight,
+            bm25_weight_power=recall.bm25_weight_power,
             rerank=recall.rerank,
             rerank_candidates=recall.rerank_candidates,
             min_rerank_score=recall.min_rerank_score,
@@ -275,11 +278,13 @@ class Recaller:
             dense = await self.dense_candidates(space, guild_id, channel_id, query_vector, depth, check_pointer)
         if options.hybrid:
             lexical = await self.lexical_candidates(guild_id, channel_id, query, depth)
+        weighting = LexicalWeighting(options.bm25_weight, options.bm25_weight_power)
+        bm25_weight = weighting.for_query([s for _, s in dense or ()])
         if (conversation := options.conversation_options) is not None:
             dense, lexical = await in_conversation(
                 self.store, space.id, guild_id, channel_id, query_vector, dense, lexical, conversation
             )
-        ranked = self.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
+        ranked = self.fuse(dense, lexical, options.rrf_k, bm25_weight)
         if query_vector is not None:
             similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
             ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= options.min_score]
