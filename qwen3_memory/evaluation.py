@@ -60,6 +60,7 @@ class EvalQuery:
     relevant: tuple[int, ...]
     lang: str = ""
     kind: str = ""
+    split: str = ""  # "tune" or "check" where the set has splits: choose settings on one, confirm on the other
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def load_eval_set(path: str | Path) -> EvalSet:
                         tuple(int(i) for i in row["relevant"]),
                         str(row.get("lang", "")),
                         str(row.get("kind", "")),
+                        str(row.get("split", "")),
                     )
                 )
             else:
@@ -459,6 +461,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     parser.add_argument("--limit", type=int, default=None, help="ask only this many queries, evenly spread")
+    parser.add_argument(
+        "--split", default="", help="ask only the queries of this split (tune or check), if the set has them"
+    )
     parser.add_argument("--embedding-path", default="", help="load the profile's embedding model from this directory")
     parser.add_argument("--dimension", type=int, default=0, help="Matryoshka dimension (Qwen3 profiles)")
     parser.add_argument("--reranker-path", default="", help="load the profile's reranker from this directory")
@@ -467,6 +472,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rrf-k", type=int, default=None, help="reciprocal-rank fusion constant")
     parser.add_argument("--bm25-weight", type=float, default=None, help="weight of the BM25 list in the fusion")
     parser.add_argument("--rerank-candidates", type=int, default=None, help="candidates the reranker re-orders")
+    parser.add_argument(
+        "--no-conversation", action="store_true", help="rank each message by its own words only (no carry to answers)"
+    )
+    parser.add_argument("--conversation-carry", type=float, default=None, help="share a question passes to its answers")
+    parser.add_argument("--conversation-lines", type=int, default=None, help="how many following lines inherit it")
+    parser.add_argument("--conversation-gap", type=float, default=None, help="within this many seconds of the question")
     parser.add_argument(
         "--thresholds",
         default=None,
@@ -507,7 +518,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         raise UserFacingError(f"unknown stage {unknown[0] if unknown else '(none)'}; choose from {', '.join(STAGES)}")
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else []
     eval_set = load_eval_set(args.dataset)
-    queries = spread_subset(eval_set.queries, args.limit)
+    queries = [q for q in eval_set.queries if not args.split or q.split == args.split]
+    if not queries:
+        raise UserFacingError(f"{args.dataset}: no query in split {args.split!r}")
+    queries = spread_subset(queries, args.limit)
     owned = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="qwen3-memory-eval-")) if owned else args.data_dir
     progress = sys.stderr.isatty()
@@ -522,6 +536,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 rrf_k=args.rrf_k,
                 bm25_weight=args.bm25_weight,
                 rerank_candidates=args.rerank_candidates,
+                conversation=False if args.no_conversation else None,
+                conversation_carry=args.conversation_carry,
+                conversation_lines=args.conversation_lines,
+                conversation_gap_seconds=args.conversation_gap,
             )
             results = await evaluate(memory, queries, stages, base, progress=progress)
             report: dict[str, Any] = {
@@ -568,7 +586,9 @@ def run(args: argparse.Namespace) -> int:
     options = report["options"]
     print(
         f"candidates {options['candidates']}, rrf_k {options['rrf_k']}, bm25_weight {options['bm25_weight']}, "
-        f"rerank_candidates {options['rerank_candidates']}; {report['floors']}\n"
+        f"rerank_candidates {options['rerank_candidates']}; conversation {options['conversation']} (carry "
+        f"{options['conversation_carry']}, lines {options['conversation_lines']}, gap {options['conversation_gap_seconds']:.0f}s)"
+        f"; {report['floors']}\n"
     )
     print(format_results(report["stages"]))
     if "thresholds" in report:

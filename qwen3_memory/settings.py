@@ -60,10 +60,14 @@ RANGES: dict[str, Bounds] = {
     "recall.k": Bounds(1, 25),
     "recall.min_score": Bounds(-1, 1, "between -1 and 1 (-1: off)"),
     "recall.rrf_k": Bounds(1, 1000),
+    "recall.bm25_weight_power": Bounds(0, 4),
     "recall.bm25_weight": Bounds(0, 10, "above 0 and at most 10", above_low=True),
     "recall.rerank_candidates": Bounds(1, 200),
     "recall.min_rerank_score": Bounds(0, 1, "between 0 and 1 (a reranker probability; 0: off)"),
     "recall.candidates": Bounds(1, 1000),
+    "recall.conversation_carry": Bounds(0, 2, "above 0 and at most 2", above_low=True),
+    "recall.conversation_lines": Bounds(1, 50),
+    "recall.conversation_gap_seconds": Bounds(1, 86_400, "between 1 and 86400 (seconds)"),
     "recall.user_cooldown_seconds": Bounds(0, 86_400, "between 0 and 86400 (seconds; 0: no cooldown)"),
     "capture.queue_size": Bounds(100, 10_000_000),
     "capture.batch_size": Bounds(1, 1024),
@@ -121,11 +125,16 @@ class RecallSettings:
     dense: bool = True  # vector search in the channel's read space
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
-    bm25_weight: float = 0.7
+    bm25_weight: float = 0.7  # at a dense spread (1st minus 10th cosine) of 0.3; see recall/weighting.py
+    bm25_weight_power: float = 1.0  # per query: bm25_weight * (0.3 / spread) ** power, within x0.25..x4; 0: fixed
     rerank: bool = False
     rerank_candidates: int = 10  # the best candidates the reranker re-orders (at least k of them)
     min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off
     candidates: int = 50
+    conversation: bool = True  # an asking line's match carries to the lines after it (see recall/conversation.py)
+    conversation_carry: float = 0.9
+    conversation_lines: int = 6
+    conversation_gap_seconds: float = 900.0
     user_cooldown_seconds: float = 5.0
 
 

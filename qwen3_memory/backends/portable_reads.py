@@ -111,6 +111,27 @@ class PortableReads:
         )
         return [message_of(r) for r in rows]
 
+    async def following_messages(
+        self, guild_id: int, channel_id: int, sources: Sequence[tuple[int, float]], lines: int, seconds: float
+    ) -> list[tuple[int, int, int]]:
+        """(source id, follower id, lines after the source) for each (source id, source time): the
+        channel's next ``lines`` messages written at most ``seconds`` after the source. One round trip."""
+        if not sources:
+            return []
+        parts, params = [], []
+        for n, (source_id, created_at) in enumerate(sources):
+            parts.append(
+                f"SELECT * FROM (SELECT {n} AS source, id FROM messages WHERE guild_id = ? AND channel_id = ? "
+                f"AND id > ? AND created_at <= ? ORDER BY id LIMIT ?) AS f{n}"
+            )
+            params += [guild_id, channel_id, int(source_id), float(created_at) + seconds, lines]
+        rows = await self.fetchall(" UNION ALL ".join(parts), params)
+        result, position = [], {}
+        for n, message_id in sorted(rows, key=lambda r: (r[0], r[1])):
+            position[n] = position.get(n, 0) + 1
+            result.append((int(sources[n][0]), int(message_id), position[n]))
+        return result
+
     async def sample_messages(self, guild_id: int, channel_id: int, n: int) -> list[StoredMessage]:
         """Up to ``n`` random messages of the channel (for verification queries)."""
         rows = await self.fetchall(

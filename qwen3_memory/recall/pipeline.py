@@ -41,8 +41,10 @@ from qwen3_memory.backends import Store
 from qwen3_memory.errors import ModelUnavailable, ReadSpaceMoved, UserFacingError
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.models.embedding import EmbeddingServices
+from qwen3_memory.recall.conversation import ConversationOptions, in_conversation
 from qwen3_memory.recall.fusion import reciprocal_rank_fusion
 from qwen3_memory.recall.recency import prefer_recent
+from qwen3_memory.recall.weighting import LexicalWeighting
 from qwen3_memory.records import SpaceRecord, StoredMessage
 from qwen3_memory.settings import RecallSettings
 
@@ -61,11 +63,16 @@ class RecallOptions:
     dense: bool = True  # search the read space's vector index
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
-    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1)
+    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1), at the reference spread
+    bm25_weight_power: float = 1.0  # per query, scale bm25_weight by (0.3 / dense spread) ** power (0: fixed)
     rerank: bool = False
     rerank_candidates: int = 10  # how many of the best candidates the reranker sees (at least k)
     min_rerank_score: float = 0.0  # reranker probability floor, only when reranking; 0 keeps everything
     candidates: int = 50  # depth of the dense and of the BM25 list before fusion
+    conversation: bool = True  # asking lines pass their match on to the lines that follow (recall.conversation)
+    conversation_carry: float = 0.9  # share of an asking line's score that its followers inherit
+    conversation_lines: int = 6  # how many following lines inherit it
+    conversation_gap_seconds: float = 900.0  # within this long after the asking line
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -91,10 +98,15 @@ class RecallOptions:
             hybrid=recall.hybrid,
             rrf_k=recall.rrf_k,
             bm25_weight=recall.bm25_weight,
+            bm25_weight_power=recall.bm25_weight_power,
             rerank=recall.rerank,
             rerank_candidates=recall.rerank_candidates,
             min_rerank_score=recall.min_rerank_score,
             candidates=recall.candidates,
+            conversation=recall.conversation,
+            conversation_carry=recall.conversation_carry,
+            conversation_lines=recall.conversation_lines,
+            conversation_gap_seconds=recall.conversation_gap_seconds,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -110,6 +122,15 @@ class RecallOptions:
             raise ValueError(f"unknown recall stage {stage!r}; choose from {', '.join(STAGES)}")
         retrieval, _, rerank = stage.partition("+")
         return replace(self, dense=retrieval != "bm25", hybrid=retrieval != "dense", rerank=bool(rerank))
+
+    @property
+    def conversation_options(self) -> ConversationOptions | None:
+        """How far a question's match carries to its answers, or None when that is off."""
+        if not self.conversation:
+            return None
+        return ConversationOptions(
+            lines=self.conversation_lines, gap_seconds=self.conversation_gap_seconds, carry=self.conversation_carry
+        )
 
     @property
     def rerank_depth(self) -> int:
@@ -274,7 +295,13 @@ class Recaller:
             )
         if options.hybrid:
             lexical = await self.lexical_candidates(guild_id, channel_id, query, depth, filters)
-        ranked = self.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
+        weighting = LexicalWeighting(options.bm25_weight, options.bm25_weight_power)
+        bm25_weight = weighting.for_query([s for _, s in dense or ()])
+        if (conversation := options.conversation_options) is not None:
+            dense, lexical = await in_conversation(
+                self.store, space.id, guild_id, channel_id, query_vector, dense, lexical, conversation, filters
+            )
+        ranked = self.fuse(dense, lexical, options.rrf_k, bm25_weight)
         if query_vector is not None:
             similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
             ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= options.min_score]
