@@ -16,6 +16,7 @@ from qwen3_memory.settings import (
     PROFILES,
     RANGES,
     MemorySystem,
+    MigrationSettings,
     ModelOverrides,
     load_settings,
     resolve_profile,
@@ -182,7 +183,7 @@ def test_a_number_is_accepted_where_a_float_is_expected(tmp_path):
         (
             {"profile": "legacy_all_minilm_l6", "model_overrides": {"embedding_dimension": 128}},
             "model_overrides.embedding_dimension",
-            "only differ from 384 for Matryoshka models",
+            "only its own dimension 384",
         ),
         (
             {"profile": "qwen3_medium_performance", "model_overrides": {"embedding_dimension": 1536}},
@@ -267,8 +268,37 @@ def test_a_dimension_the_model_cannot_give_is_refused_when_resolving_a_profile()
     with pytest.raises(SettingsError, match="model_overrides.embedding_dimension is 16: .*between 32 and 1024"):
         resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=16))
     with pytest.raises(SettingsError, match="between 1 and 384 for sentence-transformers/all-MiniLM-L6-v2"):
-        resolve_profile("legacy_all_minilm_l6", ModelOverrides(embedding_dimension=500))
+        resolve_profile("legacy_all_minilm_l6", ModelOverrides(embedding_dimension=500), force=True)
     assert resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=32)).embedding.dimension == 32
+
+
+@pytest.mark.parametrize("dimension", [128, 500])
+def test_settings_flags_and_eval_refuse_a_cut_of_a_non_matryoshka_model_alike(tmp_path, dimension):
+    """One rule: the settings key, the --target-dimension flag and eval --dimension say the same thing."""
+    import argparse
+
+    from qwen3_memory.evaluation import add_arguments
+    from qwen3_memory.evaluation import _settings as eval_settings
+
+    expected = "is not a Matryoshka model, so only its own dimension 384"
+    in_file = settings_error(
+        write(
+            tmp_path,
+            memory_system(
+                migration={"target_profile": "legacy_all_minilm_l6", "target_embedding_dimension": dimension}
+            ),
+        )
+    )
+    assert expected in str(in_file)
+    with pytest.raises(SettingsError, match=expected):
+        MigrationSettings(target_profile="legacy_all_minilm_l6").target(dimension=dimension, dimension_flag="--x")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--dataset", "x", "--profile", "legacy_all_minilm_l6", "--dimension", str(dimension)])
+    with pytest.raises(SettingsError, match=expected):
+        eval_settings(args, tmp_path)
+    forced = MigrationSettings(target_profile="legacy_all_minilm_l6").target(dimension=128, force=True)
+    assert forced.embedding.dimension == 128 and forced.embedding.own_dimension == 384
 
 
 def test_a_json_file_nested_too_deeply_is_a_settings_error_naming_the_file(tmp_path):

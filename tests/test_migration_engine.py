@@ -413,3 +413,13 @@ async def test_a_second_memory_on_the_same_file_cannot_resume_a_job_that_another
     finally:
         await other.close()
         await filled.claims.release("job", job.id)
+
+
+async def test_a_second_migration_starts_from_what_the_channels_read_not_the_profile_setting(filled, tiny_qwen3_dir):
+    """After a swap to Qwen3 the settings still name MiniLM; a Matryoshka cut must start from Qwen3."""
+    engine = MigrationEngine(filled)
+    first = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)).id)
+    assert first.status == J.COMPLETED
+    checked = await engine.preflight(qwen3_target(tiny_qwen3_dir, 32), "truncate")  # refused across models
+    assert checked.source.id == first.target_space_id
+    assert filled.settings.space.key != checked.source.spec.key

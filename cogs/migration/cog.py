@@ -53,7 +53,8 @@ from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.jobs import Job
 from qwen3_memory.migration.plan import make_plan
 from qwen3_memory.migration.strategies import STRATEGIES
-from qwen3_memory.models.profiles import PROFILES, Profile
+from qwen3_memory.models.profiles import Profile
+from qwen3_memory.settings import PROFILE_NAMES
 from qwen3_memory.units import human_duration
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ ADOPT_EVERY_S = 30.0  # shared memory (Postgres): how often a shard looks for mi
 COMPARE_K = 5
 REPORT_CHANNEL = "report_channel_id"  # job option: where the job was started (its end is posted there)
 
-PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILES][:25]
+PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILE_NAMES][:25]
 STRATEGY_CHOICES = [app_commands.Choice(name=name, value=name) for name in STRATEGIES]
 
 
@@ -375,7 +376,8 @@ class MigrationCog(commands.Cog, name="Migration"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id
-        target = self.target(target_profile).embedding
+        chosen = self.target(target_profile)
+        target = chosen.embedding
         channel_ids = parse_channel_ids(channels)
         checked = await self.engine.preflight(  # refusals come now, not after the confirmation
             target, strategy, guild_id=guild_id, channel_ids=channel_ids, force=force
@@ -402,6 +404,7 @@ class MigrationCog(commands.Cog, name="Migration"):
                 channel_ids=channel_ids,
                 force=force,
                 auto_swap=auto_swap,
+                batch_size=self.settings.migration_batch_size(chosen),
                 options={REPORT_CHANNEL: interaction.channel_id, "started_by": interaction.user.id},
             )
             self._launch(job.id)

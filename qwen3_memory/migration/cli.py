@@ -22,8 +22,8 @@ from typing import Any
 from qwen3_memory.errors import SettingsError, UserFacingError
 from qwen3_memory.migration.report import render_status, render_verify
 from qwen3_memory.migration.strategies import STRATEGIES
-from qwen3_memory.models.profiles import PROFILES, Profile
-from qwen3_memory.settings import RANGES, Settings, load_settings
+from qwen3_memory.models.profiles import Profile
+from qwen3_memory.settings import PROFILE_NAMES, RANGES, Settings, load_settings
 
 LEGACY_FLAGS = {"--check-only": "check", "--dry-run": "plan", "--migrate": "migrate", "--verify": "verify"}
 MIGRATE_BATCH = RANGES["performance.batch_size"]  # --batch-size of migrate: the setting's range, 0 excluded
@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--target-profile",
             default=None,
-            choices=sorted(PROFILES),
-            help="profile to migrate to (default: memory_system.migration.target_profile)",
+            choices=sorted(PROFILE_NAMES),
+            help="profile to migrate to (default: memory_system.migration.target_profile; custom: the model "
+            "declared in memory_system.migration.target_custom_model)",
         )
         p.add_argument("--target-path", default="", help="load the target model from this local directory")
         p.add_argument("--target-dimension", type=int, default=0, help="Matryoshka output dimension of the target")
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="dry run: per-channel counts, measured time estimate, risks (--dry-run)")
     target_args(p)
     scope_args(p)
+    p.add_argument("--force", action="store_true", help="plan a risky strategy as migrate --force would run it")
     p = sub.add_parser("migrate", help="create a migration job and run it with a progress bar (--migrate)")
     target_args(p)
     scope_args(p)
@@ -164,7 +166,11 @@ def _insert_command(args: list[str], command: str) -> list[str]:
 def target_space(settings: Settings, args: argparse.Namespace) -> Profile:
     """The target profile: command-line flags win over memory_system.migration settings."""
     return settings.memory.migration.target(
-        args.target_profile, args.target_path, args.target_dimension, dimension_flag="--target-dimension"
+        args.target_profile,
+        args.target_path,
+        args.target_dimension,
+        dimension_flag="--target-dimension",
+        force=getattr(args, "force", False),
     )
 
 
@@ -208,7 +214,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             from qwen3_memory.migration.plan import make_plan, render_plan
 
             plan = await make_plan(
-                memory, profile.embedding, args.strategy, guild_id=args.guild, channels=args.channels
+                memory, profile.embedding, args.strategy, guild_id=args.guild, channels=args.channels, force=args.force
             )
             emit(args, plan.to_dict(), render_plan(plan))
             return 0
@@ -221,7 +227,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 force=args.force,
                 auto_swap=not args.no_swap,
                 backup=not args.no_backup,
-                batch_size=args.batch_size,
+                batch_size=args.batch_size or settings.migration_batch_size(profile),
             )
             print(
                 f"migration #{job.id}: log {job.log_path}" + (f", backup {job.backup_path}" if job.backup_path else ""),

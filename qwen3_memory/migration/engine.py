@@ -30,6 +30,7 @@ from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateEr
 from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
 from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
+from qwen3_memory.migration.source import migration_source
 from qwen3_memory.migration.strategies import validate_strategy
 from qwen3_memory.migration.verify import VerifyReport, verify_channel
 from qwen3_memory.recall.pipeline import Hit
@@ -129,8 +130,13 @@ class MigrationEngine:
         unfinished job in the same scope or no channel to migrate; returns the strategy's warnings and
         the channels in the order they would run.
         """
-        source_space = await self.store.ensure_space(source or self.memory.settings.space)
-        warnings = validate_strategy(strategy, source_space.spec, target, force)
+        if source is not None:
+            source_space, left_out = await self.store.ensure_space(source), []
+        else:  # what the channels read now: after a swap the profile setting may still name the old model
+            source_space, left_out = await migration_source(
+                self.store, target, guild_id, channel_ids, self.memory.settings.space
+            )
+        warnings = [*validate_strategy(strategy, source_space.spec, target, force), *left_out]
         unfinished = [
             j for j in await self.jobs.with_status(*J.UNFINISHED) if guild_id is None or j.guild_id in (None, guild_id)
         ]
