@@ -277,8 +277,8 @@ def test_settings_flags_and_eval_refuse_a_cut_of_a_non_matryoshka_model_alike(tm
     """One rule: the settings key, the --target-dimension flag and eval --dimension say the same thing."""
     import argparse
 
-    from qwen3_memory.evaluation import add_arguments
     from qwen3_memory.evaluation import _settings as eval_settings
+    from qwen3_memory.evaluation import add_arguments
 
     expected = "is not a Matryoshka model, so only its own dimension 384"
     in_file = settings_error(

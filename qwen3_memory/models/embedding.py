@@ -132,8 +132,9 @@ class EmbeddingService:
                 "transformers >= 4.51 is needed for Qwen3"
                 if unknown_qwen3
                 else "with no internet, download it elsewhere and point the setting that names this model's path "
-                "at its directory (model_overrides.embedding_path for the bot's profile, migration.target_embedding_path "
-                "for a migration target, the path of a custom model), or use the offline_default profile"
+                "at its directory (model_overrides.embedding_path for the bot's profile, "
+                "migration.target_embedding_path for a migration target, the path of a custom model), or use the "
+                "offline_default profile"
             )
             raise ModelUnavailable(
                 f"cannot load embedding model {self.space.model!r} from {source!r}: {type(exc).__name__}: {exc}. {hint}"
