@@ -158,7 +158,7 @@ class RecallSettings:
     """Query pipeline defaults; each stage can also be switched per query (see recall.RecallOptions)."""
 
     k: int = 5
-    min_score: float = 0.25  # cosine floor on the dense similarity in the read space; -1: off
+    min_score: float | None = None  # cosine floor for every space (-1: off); null: each space's calibrated floor
     dense: bool = True  # vector search in the channel's read space
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
@@ -456,6 +456,10 @@ def _coerce(hint: Any, value: Any, where: str, file: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return parse_section(hint, value, where, file)
     expected = _type_name(hint)
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):  # an optional number
+        if value is None:
+            return None
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -474,7 +478,8 @@ def _coerce(hint: Any, value: Any, where: str, file: str) -> Any:
 def _type_name(hint: Any) -> str:
     if isinstance(hint, types.UnionType):
         return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return names.get(hint, str(hint))
 
 
 def _require(ok: bool, file: str, where: str, message: str) -> None:

@@ -144,7 +144,7 @@ def test_an_unknown_nested_key_is_named_with_its_full_path_and_the_known_keys(tm
         ({"cpu_only_mode": 1}, "memory_system.cpu_only_mode", "true or false, got 1"),
         ({"performance": {"batch_size": True}}, "memory_system.performance.batch_size", "an integer, got true"),
         ({"memory_threshold_mb": 4096.5}, "memory_system.memory_threshold_mb", "an integer, got 4096.5"),
-        ({"recall": {"min_score": "high"}}, "memory_system.recall.min_score", 'a number, got "high"'),
+        ({"recall": {"min_score": "high"}}, "memory_system.recall.min_score", 'a number or null, got "high"'),
         ({"profile": None}, "memory_system.profile", "a string, got null"),
     ],
     ids=["string-for-int", "int-for-bool", "bool-for-int", "float-for-int", "string-for-float", "null-for-string"],
@@ -255,6 +255,8 @@ def test_every_numeric_setting_has_a_documented_range_that_holds_its_default():
                 walk(value, f"{key}.")
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 numeric[key] = value
+            elif value is None:  # an optional number (null: a default computed elsewhere)
+                numeric[key] = 0
 
     walk(MemorySystem(), "")
 
@@ -457,3 +459,11 @@ def test_the_command_line_reports_a_bad_settings_file_in_one_line_without_a_trac
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "memory_system.performance.batchsize" in lines[0]
+
+
+def test_recall_min_score_is_null_by_default_and_a_number_overrides_every_space(tmp_path):
+    """null (the default): each space's calibrated floor; a number: that floor for every space."""
+    assert load_settings(write(tmp_path, memory_system())).memory.recall.min_score is None
+    assert load_settings(write(tmp_path, memory_system(recall={"min_score": None}))).memory.recall.min_score is None
+    assert load_settings(write(tmp_path, memory_system(recall={"min_score": 0.3}))).memory.recall.min_score == 0.3
+    assert "must be a number or null" in str(settings_error(write(tmp_path, memory_system(recall={"min_score": "x"}))))

@@ -18,6 +18,7 @@ engine call passes it, so an admin never sees or changes another server's migrat
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -538,14 +539,21 @@ class MigrationCog(commands.Cog, name="Migration"):
         await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     @migrate.command(name="swap", description="Point verified channels at the new space (one channel, or all)")
-    @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
+    @app_commands.describe(
+        channel="Only this channel (default: all)",
+        job="Migration number",
+        force="Also swap channels the quality gate failed (their recall gets worse: see /migrate verify)",
+    )
     async def swap(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel | discord.Thread | None = None,
         job: int | None = None,
+        force: bool = False,
     ) -> None:
-        await self._move_read_pointers(interaction, self.engine.swap, SWAP_REPLIES, channel, job)
+        await self._move_read_pointers(
+            interaction, functools.partial(self.engine.swap, force=force), SWAP_REPLIES, channel, job
+        )
 
     @migrate.command(name="rollback", description="Point swapped channels back at the old space (one, or all)")
     @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")

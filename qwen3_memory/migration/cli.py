@@ -21,7 +21,7 @@ from typing import Any
 
 from qwen3_memory.errors import SettingsError, UserFacingError
 from qwen3_memory.migration.report import render_status, render_verify
-from qwen3_memory.migration.strategies import STRATEGIES
+from qwen3_memory.migration.strategies import MIN_TRANSFORM_SAMPLE, STRATEGIES
 from qwen3_memory.models.profiles import Profile
 from qwen3_memory.settings import PROFILE_NAMES, RANGES, Settings, load_settings
 
@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-swap", action="store_true", help="verify but leave read pointers for a manual swap")
     p.add_argument("--no-backup", action="store_true", help="skip the backup before starting (not recommended)")
     p.add_argument(
+        "--eval", type=Path, default=None, help="labelled set (JSONL): each channel's verify scores old vs new on it"
+    )
+    p.add_argument(
+        "--transform-sample",
+        type=bounded_int(MIN_TRANSFORM_SAMPLE, 1_000_000),
+        default=None,
+        help="messages the transform strategy fits on, spread over channels and time (default: "
+        "memory_system.migration.transform_sample, else the measured minimum for the source dimension)",
+    )
+    p.add_argument(
         "--batch-size",
         type=bounded_int(1, int(MIGRATE_BATCH.high)),
         default=None,
@@ -111,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("job", type=int, nargs="?", default=None)
         p.add_argument("--channel", type=int, default=None)
+        if name == "swap":
+            p.add_argument("--force", action="store_true", help="also swap channels the quality gate failed")
     p = sub.add_parser("finalize", help="delete the old space's vectors (after a passing verify)")
     p.add_argument("job", type=int, nargs="?", default=None)
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
@@ -228,6 +240,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 auto_swap=not args.no_swap,
                 backup=not args.no_backup,
                 batch_size=args.batch_size or settings.migration_batch_size(profile),
+                eval_path=args.eval,
+                transform_sample=args.transform_sample or settings.memory.migration.transform_sample,
             )
             print(
                 f"migration #{job.id}: log {job.log_path}" + (f", backup {job.backup_path}" if job.backup_path else ""),
@@ -256,7 +270,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 0 if all(r.passed for r in reports) else 1
         if args.command in ("swap", "rollback"):
-            changed = await getattr(engine, args.command)(job_id, args.channel)
+            extra = {"force": args.force} if args.command == "swap" else {}
+            changed = await getattr(engine, args.command)(job_id, args.channel, **extra)
             emit(
                 args,
                 {"job": job_id, args.command: changed},

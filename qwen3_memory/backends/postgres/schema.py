@@ -150,7 +150,18 @@ END $$;
 CREATE TRIGGER messages_forgotten AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION record_forgotten_message();
 """
 
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# Version 5: each space's own score floor, as on SQLite.
+_V5 = """
+CREATE TABLE space_floors (
+    space_id bigint PRIMARY KEY REFERENCES spaces(id),
+    floor double precision NOT NULL,
+    basis text NOT NULL,
+    detail text NOT NULL DEFAULT '{}',
+    measured_at double precision NOT NULL
+);
+"""
+
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 
