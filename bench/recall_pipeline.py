@@ -171,8 +171,9 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         t = lap("bm25", t)
         fused = recaller.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
         t = lap("fusion", t)
+        floor = options.min_score if options.min_score is not None else await recaller.floors.floor(space.id)
         similarity = await recaller._similarities(space, [i for i, _ in fused], vector, dict(dense))
-        kept = [i for i, _ in fused if similarity.get(i, -2.0) >= options.min_score]
+        kept = [i for i, _ in fused if similarity.get(i, -2.0) >= floor]
         messages = await memory.store.get_messages(kept[: rerank_options.rerank_depth])
         t = lap("floor + fetch", t)
         documents = [messages[i].content for i in kept[: rerank_options.rerank_depth] if i in messages]

@@ -29,6 +29,10 @@ class ModelUnavailable(UserFacingError):
     """A model cannot be loaded (unknown name offline, missing files, wrong architecture)."""
 
 
+class SpaceModelMismatch(ModelUnavailable):
+    """The model loaded for a space is not the model whose vectors the space holds (a space never mixes models)."""
+
+
 class DimensionMismatch(UserFacingError):
     """Vectors of one dimension were offered to a space or index of another."""
 

@@ -21,6 +21,7 @@ from qwen3_memory.recall.context import Excerpt, ExcerptShape, RecallContext, bu
 from qwen3_memory.recall.pipeline import Hit, Recaller, RecallOptions
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
+from qwen3_memory.space_identity import expect_stored_vectors
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,11 @@ class Memory:
             await store.close()
             raise
         memory = cls(settings, store, default_space, services)
+        try:
+            await expect_stored_vectors(store, memory.services)  # a space never holds two models' vectors
+        except BaseException:
+            await memory.close()
+            raise
         if start_capture:
             memory.capture.start()
         return memory

@@ -19,7 +19,7 @@ from typing import Any
 
 from qwen3_memory.errors import SettingsError
 from qwen3_memory.models.device import DevicePolicy
-from qwen3_memory.models.profiles import PROFILES, Profile, RerankerSpec
+from qwen3_memory.models.profiles import BACKENDS, CUSTOM_PROFILE, POOLINGS, PROFILES, Profile, RerankerSpec
 from qwen3_memory.space import EmbeddingSpace
 
 ADMIN_PERMISSIONS = ("administrator", "manage_guild", "manage_channels", "manage_messages")
@@ -76,8 +76,14 @@ RANGES: dict[str, Bounds] = {
     "history.gap_fill_max_messages": Bounds(1, 1_000_000),
     "history.channels_per_guild": Bounds(1, 16),
     "history.pages_in_flight": Bounds(1, 64),
+    "migration.transform_sample": Bounds(0, 1_000_000, "between 0 (the measured minimum) and 1000000"),
 }
+for _custom in ("custom_model", "migration.target_custom_model"):
+    RANGES[f"{_custom}.dimension"] = Bounds(0, 65_536, "between 1 and 65536 (the model's own output dimension)")
+    RANGES[f"{_custom}.max_seq_length"] = Bounds(1, 131_072)
+    RANGES[f"{_custom}.batch_size"] = Bounds(1, 4096)
 DIMENSION_KEYS = ("model_overrides.embedding_dimension", "migration.target_embedding_dimension")
+PROFILE_NAMES = (*PROFILES, CUSTOM_PROFILE)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,46 @@ class ModelOverrides:
 
 
 @dataclass(frozen=True)
+class CustomModel:
+    """A model no built-in profile describes, used with ``profile: "custom"``: its name is the space's identity,
+    so its vectors never share a space with another model's."""
+
+    model: str = ""  # the model's name (a hub id, or any stable name for a local model)
+    path: str = ""  # load it from this directory (empty: by name)
+    dimension: int = 0  # its own output dimension (required)
+    pooling: str = "mean"  # mean, cls, lasttoken or max: what the folder's pooling config says
+    normalize: bool = True
+    query_prompt: str = ""  # put before every query (e.g. "query: " for E5)
+    document_prompt: str = ""  # put before every stored message
+    matryoshka: bool = False  # trained so that its vectors may be cut (then 32..dimension are allowed)
+    backend: str = "torch"  # torch or onnx (onnx needs onnxruntime and optimum)
+    max_seq_length: int = 512
+    batch_size: int = 32
+
+    def space(self, source: str = "") -> EmbeddingSpace:
+        return EmbeddingSpace(
+            model=self.model,
+            dimension=self.dimension,
+            pooling=self.pooling,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
+            normalize=self.normalize,
+            source=source or self.path,
+            max_seq_length=self.max_seq_length,
+            padding_side="left" if self.pooling == "lasttoken" else "right",
+            native_dimension=self.dimension,
+            matryoshka_trained=self.matryoshka,
+            backend=self.backend,
+        )
+
+    def profile(self, source: str = "") -> Profile:
+        return Profile(
+            CUSTOM_PROFILE, f"{self.model} ({self.dimension}-d), declared in the settings", self.space(source), None,
+            batch_size=self.batch_size, min_ram_mb=1024, recommended_gpu_mb=0,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class IndexSettings:
     approximate_threshold: int = 50_000  # vectors in one channel past which HNSW replaces exact search
     hnsw_m: int = 32
@@ -121,7 +167,7 @@ class RecallSettings:
     """Query pipeline defaults; each stage can also be switched per query (see recall.RecallOptions)."""
 
     k: int = 5
-    min_score: float = 0.25  # cosine floor on the dense similarity in the read space; -1: off
+    min_score: float | None = None  # cosine floor for every space (-1: off); null: each space's calibrated floor
     dense: bool = True  # vector search in the channel's read space
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
@@ -168,7 +214,9 @@ class MigrationSettings:
     target_profile: str = "qwen3_medium_performance"
     target_embedding_path: str = ""  # load the target model from this directory (no download)
     target_embedding_dimension: int = 0  # Matryoshka output dimension of the target; 0: the model's own
+    target_custom_model: CustomModel = field(default_factory=CustomModel)  # with target_profile "custom"
     verify_sample: int = 200
+    transform_sample: int = 0  # messages the transform strategy fits on; 0: its measured minimum
 
     def target(
         self,
@@ -176,16 +224,19 @@ class MigrationSettings:
         embedding_path: str = "",
         dimension: int | None = None,
         dimension_flag: str = "the dimension option",
+        force: bool = False,
     ) -> Profile:
         """The profile migrations go to, with its own model overrides; what an admin names (a command option,
         a command-line flag) wins over these settings, value by value. One rule for both faces.
 
         ``dimension_flag``: how the face names ``dimension`` (``--target-dimension``) in the error that
-        refuses a dimension the target model cannot give."""
+        refuses a dimension the target model cannot give; ``force`` allows cutting a non-Matryoshka model."""
         return resolve_profile(
             profile or self.target_profile,
             ModelOverrides(embedding_path or self.target_embedding_path, dimension or self.target_embedding_dimension),
             dimension_key=dimension_flag if dimension else "memory_system.migration.target_embedding_dimension",
+            custom=self.target_custom_model,
+            force=force,
         )
 
 
@@ -200,6 +251,7 @@ class MemorySystem:
     hardware_detection: HardwareDetection = field(default_factory=HardwareDetection)
     paths: Paths = field(default_factory=Paths)
     model_overrides: ModelOverrides = field(default_factory=ModelOverrides)
+    custom_model: CustomModel = field(default_factory=CustomModel)  # with profile "custom"
     index: IndexSettings = field(default_factory=IndexSettings)
     recall: RecallSettings = field(default_factory=RecallSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
@@ -223,7 +275,10 @@ class Settings:
             embedding_path=self._model_path(overrides.embedding_path),
             reranker_path=self._model_path(overrides.reranker_path),
         )
-        return resolve_profile(self.memory.profile, overrides)
+        custom = self.memory.custom_model
+        return resolve_profile(
+            self.memory.profile, overrides, custom=replace(custom, path=self._model_path(custom.path))
+        )
 
     def _model_path(self, value: str) -> str:
         """A relative model directory is relative to the settings file, like ``paths``; a hub id stays as is."""
@@ -248,6 +303,10 @@ class Settings:
     @property
     def batch_size(self) -> int:
         return self.memory.performance.batch_size or self.profile.batch_size
+
+    def migration_batch_size(self, target: Profile) -> int:
+        """A migration's batch: the setting when set, else the *target* profile's (it is the model that encodes)."""
+        return self.memory.performance.batch_size or target.batch_size
 
     def _path(self, value: str, default: str) -> Path:
         base = self.source.parent if self.source else Path.cwd()
@@ -320,19 +379,28 @@ def resolve_profile(
     name: str,
     overrides: ModelOverrides = ModelOverrides(),
     dimension_key: str = "memory_system.model_overrides.embedding_dimension",
+    custom: CustomModel | None = None,
+    force: bool = False,
 ) -> Profile:
-    """The named built-in profile with the operator's model overrides applied.
+    """The named built-in profile (or ``custom``: the declared ``custom`` model) with the operator's model
+    overrides applied.
 
-    A dimension the model cannot give (below 32 or above its own for Qwen3, above its own for others)
-    is a SettingsError naming ``dimension_key`` (the settings key, or a face's flag) and the range."""
-    if name not in PROFILES:
-        raise SettingsError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
-    profile = PROFILES[name]
+    A dimension the model cannot give (EmbeddingSpace.dimension_problem: the same rule for settings, flags
+    and eval) is a SettingsError naming ``dimension_key`` (the settings key, or a face's flag) and the range."""
+    if name == CUSTOM_PROFILE:
+        problem = custom_model_problem(custom or CustomModel())
+        if problem:
+            raise SettingsError(f"profile 'custom' needs a declared model: {problem}")
+        profile = (custom or CustomModel()).profile()
+    elif name not in PROFILES:
+        raise SettingsError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_NAMES)}")
+    else:
+        profile = PROFILES[name]
     space = profile.embedding
     if overrides.embedding_path:
         space = replace(space, source=overrides.embedding_path)
     if overrides.embedding_dimension:
-        problem = space.dimension_problem(overrides.embedding_dimension)
+        problem = space.dimension_problem(overrides.embedding_dimension, force)
         if problem:
             raise SettingsError(f"{dimension_key} {problem}")
         space = space.with_dimension(overrides.embedding_dimension)
@@ -340,6 +408,19 @@ def resolve_profile(
     if reranker and overrides.reranker_path:
         reranker = replace(reranker, source=overrides.reranker_path)
     return replace(profile, embedding=space, reranker=reranker)
+
+
+def custom_model_problem(custom: CustomModel, where: str = "custom_model") -> str:
+    """What a ``custom`` model declaration lacks or gets wrong ('' when it is usable)."""
+    if not custom.model.strip():
+        return f"{where}.model is empty: name the model (its hub id, or a stable name for a local folder)"
+    if custom.dimension < 1:
+        return f"{where}.dimension is missing: give the model's own output dimension (e.g. 768)"
+    if custom.pooling not in POOLINGS:
+        return f"{where}.pooling is {custom.pooling!r}; choose one of: {', '.join(POOLINGS)}"
+    if custom.backend not in BACKENDS:
+        return f"{where}.backend is {custom.backend!r}; choose one of: {', '.join(BACKENDS)}"
+    return ""
 
 
 def default_settings(**memory_fields: Any) -> Settings:
@@ -400,6 +481,10 @@ def _coerce(hint: Any, value: Any, where: str, file: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return parse_section(hint, value, where, file)
     expected = _type_name(hint)
+    if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):  # an optional number
+        if value is None:
+            return None
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -418,7 +503,8 @@ def _coerce(hint: Any, value: Any, where: str, file: str) -> Any:
 def _type_name(hint: Any) -> str:
     if isinstance(hint, types.UnionType):
         return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return names.get(hint, str(hint))
 
 
 def _require(ok: bool, file: str, where: str, message: str) -> None:
@@ -447,24 +533,19 @@ def _check_values(section: Any, where: str, file: str) -> None:
     _check_ranges(section, where, file)
     if isinstance(section, MemorySystem):
         _require(
-            section.profile in PROFILES,
+            section.profile in PROFILE_NAMES,
             file,
             f"{where}.profile",
-            f"is {section.profile!r}; choose one of: {', '.join(PROFILES)}",
+            f"is {section.profile!r}; choose one of: {', '.join(PROFILE_NAMES)}",
         )
         _require(section.backend in ("sqlite", "postgres"), file, f"{where}.backend", "must be 'sqlite' or 'postgres'")
+        _check_custom(section.profile, section.custom_model, f"{where}.custom_model", file)
         dim = section.model_overrides.embedding_dimension
         if dim:
-            own = PROFILES[section.profile].embedding
+            own = _profile_space(section.profile, section.custom_model)
             key = f"{where}.model_overrides.embedding_dimension"
             _require(
                 not own.dimension_problem(dim), file, key, f"{own.dimension_problem(dim)} (profile {section.profile})"
-            )
-            _require(
-                dim == own.dimension or own.matryoshka,
-                file,
-                key,
-                f"can only differ from {own.dimension} for Matryoshka models (Qwen3 profiles)",
             )
     elif isinstance(section, RecallSettings):
         _require(section.candidates >= section.k, file, f"{where}.candidates", "must be >= recall.k")
@@ -483,19 +564,25 @@ def _check_values(section: Any, where: str, file: str) -> None:
         )
     elif isinstance(section, MigrationSettings):
         _require(
-            section.target_profile in PROFILES,
+            section.target_profile in PROFILE_NAMES,
             file,
             f"{where}.target_profile",
-            f"is {section.target_profile!r}; choose one of: {', '.join(PROFILES)}",
+            f"is {section.target_profile!r}; choose one of: {', '.join(PROFILE_NAMES)}",
         )
+        _check_custom(section.target_profile, section.target_custom_model, f"{where}.target_custom_model", file)
         dim = section.target_embedding_dimension
-        if dim and section.target_profile in PROFILES:
-            target = PROFILES[section.target_profile].embedding
+        if dim:
+            target = _profile_space(section.target_profile, section.target_custom_model)
             key = f"{where}.target_embedding_dimension"
             _require(not target.dimension_problem(dim), file, key, target.dimension_problem(dim))
-            _require(
-                dim == target.dimension or target.matryoshka,
-                file,
-                key,
-                f"can only differ from {target.dimension} for a Matryoshka (Qwen3) target profile",
-            )
+
+
+def _profile_space(profile: str, custom: CustomModel) -> EmbeddingSpace:
+    return custom.space() if profile == CUSTOM_PROFILE else PROFILES[profile].embedding
+
+
+def _check_custom(profile: str, custom: CustomModel, where: str, file: str) -> None:
+    """A ``custom`` profile needs a complete declaration; a declaration is checked whenever it is given."""
+    if profile == CUSTOM_PROFILE or custom != CustomModel():
+        problem = custom_model_problem(custom, where)
+        _require(not problem, file, problem.split(" ", 1)[0], problem.split(" ", 1)[1] if problem else "")

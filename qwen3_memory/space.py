@@ -28,8 +28,10 @@ class EmbeddingSpace:
 
     ``model`` is the model's public id (e.g. ``Qwen/Qwen3-Embedding-0.6B``); ``source`` is what
     the loader opens: the same id, a local directory, or ``pkg:<module>`` for a model shipped in
-    a Python package (resolved through the module's ``get_model_path()``). ``source`` and
-    ``max_seq_length`` do not change the vectors' meaning, so they are not part of the key.
+    a Python package (resolved through the module's ``get_model_path()``). ``source``,
+    ``max_seq_length`` and ``backend`` do not change the vectors' meaning, so they are not part of the
+    key. ``native_dimension`` is the model's own output size (0: ``dimension``): a folder that holds
+    a model of another size is another model, refused at load (see models.embedding).
     """
 
     model: str
@@ -43,6 +45,9 @@ class EmbeddingSpace:
     source: str = field(default="", compare=False)
     max_seq_length: int = field(default=512, compare=False)
     padding_side: str = field(default="right", compare=False)
+    native_dimension: int = field(default=0, compare=False)
+    matryoshka_trained: bool = field(default=False, compare=False)  # a custom model declared Matryoshka
+    backend: str = field(default="torch", compare=False)  # sentence-transformers backend: torch or onnx
 
     @property
     def key(self) -> str:
@@ -72,25 +77,42 @@ class EmbeddingSpace:
     @property
     def matryoshka(self) -> bool:
         """Whether the model was trained so that a prefix of its vector is a good vector (Matryoshka)."""
-        return self.pooling in MATRYOSHKA_POOLINGS
+        return self.pooling in MATRYOSHKA_POOLINGS or self.matryoshka_trained
 
-    def dimension_range(self) -> tuple[int, int]:
-        """The output dimensions this space's model can give: 32..own for Matryoshka models, else 1..own."""
-        return (MATRYOSHKA_MIN_DIMENSION if self.matryoshka else 1), self.dimension
+    @property
+    def own_dimension(self) -> int:
+        """The model's own output dimension (before any Matryoshka cut)."""
+        return self.native_dimension or self.dimension
 
-    def dimension_problem(self, dimension: int) -> str:
-        """Why ``dimension`` is no output dimension of this space's model (what follows "KEY "), or ''."""
-        low, high = self.dimension_range()
+    def dimension_range(self, force: bool = False) -> tuple[int, int]:
+        """The output dimensions this space's model can give: 32..own for Matryoshka models, else only its own
+        (1..own with ``force``: a truncation the admin insisted on)."""
+        own = self.own_dimension
+        if self.matryoshka:
+            return MATRYOSHKA_MIN_DIMENSION, own
+        return (1 if force else own), own
+
+    def dimension_problem(self, dimension: int, force: bool = False) -> str:
+        """Why ``dimension`` is no output dimension of this space's model (what follows "KEY "), or ''.
+
+        The one rule for settings, command-line flags and ``eval``: Matryoshka models 32..own, other
+        models only their own dimension unless forced (cutting them loses quality unpredictably)."""
+        low, high = self.dimension_range(force)
         if low <= dimension <= high:
             return ""
-        kind = "a Matryoshka model" if self.matryoshka else "not a Matryoshka model: fewer dimensions lose quality"
+        if self.matryoshka or low < high:
+            kind = "a Matryoshka model" if self.matryoshka else "forced"
+            return (
+                f"is {dimension}: it must be between {low} and {high} for {self.model} ({kind}; {high} is its own "
+                "dimension), or 0 for the model's own"
+            )
         return (
-            f"is {dimension}: it must be between {low} and {high} for {self.model} ({kind}; {high} is its own "
-            "dimension), or 0 for the model's own"
+            f"is {dimension}: {self.model} is not a Matryoshka model, so only its own dimension {high} (or 0) is "
+            "allowed: fewer dimensions lose quality unpredictably (the truncate strategy can cut it with --force)"
         )
 
     def with_dimension(self, dimension: int) -> EmbeddingSpace:
-        return replace(self, dimension=dimension)
+        return replace(self, dimension=dimension, native_dimension=self.own_dimension)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

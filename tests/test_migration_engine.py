@@ -241,10 +241,13 @@ async def test_a_failed_verify_stops_the_job_before_swapping(filled, tiny_qwen3_
 async def test_transform_fits_a_linear_map_and_reports_its_quality(memory, tiny_qwen3_dir):
     await fill(memory, {(1, 10): 120})
     engine = MigrationEngine(memory)
-    job = await engine.start(qwen3_target(tiny_qwen3_dir), "transform", backup=False, transform_sample=100)
+    job = await engine.start(
+        qwen3_target(tiny_qwen3_dir), "transform", backup=False, transform_sample=100, force=True
+    )  # under the measured minimum (5 per source dimension): allowed only when forced
     job = await engine.run(job.id)
     assert job.status == J.COMPLETED
-    assert "transform fitted on 100 messages" in Path(job.log_path).read_text()
+    log_text = Path(job.log_path).read_text()
+    assert "transform fitted on 100 messages" in log_text and "held-out retention vs regenerate" in log_text
     target = await memory.store.get_space(job.target_space_id)
     ids, vectors, _ = await memory.store.load_vectors(target, 1, 10)
     assert len(ids) == 120 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
@@ -253,7 +256,12 @@ async def test_transform_fits_a_linear_map_and_reports_its_quality(memory, tiny_
 async def test_transform_refuses_a_sample_too_small(memory, tiny_qwen3_dir):
     await fill(memory, {(1, 10): 10})
     engine = MigrationEngine(memory)
-    job = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), "transform", backup=False)).id)
+    with pytest.raises(StrategyRefused, match="at least 1920 messages .5 per source dimension, 384-d"):
+        await engine.start(qwen3_target(tiny_qwen3_dir), "transform", backup=False)
+    with pytest.raises(StrategyRefused, match="the channels hold 10 messages"):
+        await engine.start(qwen3_target(tiny_qwen3_dir), "transform", backup=False, transform_sample=5000)
+    forced = await engine.start(qwen3_target(tiny_qwen3_dir), "transform", backup=False, force=True)
+    job = await engine.run(forced.id)
     assert job.status == J.FAILED and "at least 32 messages" in job.error
 
 
@@ -413,3 +421,13 @@ async def test_a_second_memory_on_the_same_file_cannot_resume_a_job_that_another
     finally:
         await other.close()
         await filled.claims.release("job", job.id)
+
+
+async def test_a_second_migration_starts_from_what_the_channels_read_not_the_profile_setting(filled, tiny_qwen3_dir):
+    """After a swap to Qwen3 the settings still name MiniLM; a Matryoshka cut must start from Qwen3."""
+    engine = MigrationEngine(filled)
+    first = await engine.run((await engine.start(qwen3_target(tiny_qwen3_dir), backup=False)).id)
+    assert first.status == J.COMPLETED
+    checked = await engine.preflight(qwen3_target(tiny_qwen3_dir, 32), "truncate")  # refused across models
+    assert checked.source.id == first.target_space_id
+    assert filled.settings.space.key != checked.source.spec.key

@@ -18,6 +18,7 @@ engine call passes it, so an admin never sees or changes another server's migrat
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -53,7 +54,8 @@ from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.jobs import Job
 from qwen3_memory.migration.plan import make_plan
 from qwen3_memory.migration.strategies import STRATEGIES
-from qwen3_memory.models.profiles import PROFILES, Profile
+from qwen3_memory.models.profiles import Profile
+from qwen3_memory.settings import PROFILE_NAMES
 from qwen3_memory.units import human_duration
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ ADOPT_EVERY_S = 30.0  # shared memory (Postgres): how often a shard looks for mi
 COMPARE_K = 5
 REPORT_CHANNEL = "report_channel_id"  # job option: where the job was started (its end is posted there)
 
-PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILES][:25]
+PROFILE_CHOICES = [app_commands.Choice(name=name, value=name) for name in PROFILE_NAMES][:25]
 STRATEGY_CHOICES = [app_commands.Choice(name=name, value=name) for name in STRATEGIES]
 
 
@@ -375,7 +377,8 @@ class MigrationCog(commands.Cog, name="Migration"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild_id
-        target = self.target(target_profile).embedding
+        chosen = self.target(target_profile)
+        target = chosen.embedding
         channel_ids = parse_channel_ids(channels)
         checked = await self.engine.preflight(  # refusals come now, not after the confirmation
             target, strategy, guild_id=guild_id, channel_ids=channel_ids, force=force
@@ -402,6 +405,7 @@ class MigrationCog(commands.Cog, name="Migration"):
                 channel_ids=channel_ids,
                 force=force,
                 auto_swap=auto_swap,
+                batch_size=self.settings.migration_batch_size(chosen),
                 options={REPORT_CHANNEL: interaction.channel_id, "started_by": interaction.user.id},
             )
             self._launch(job.id)
@@ -535,14 +539,21 @@ class MigrationCog(commands.Cog, name="Migration"):
         await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     @migrate.command(name="swap", description="Point verified channels at the new space (one channel, or all)")
-    @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")
+    @app_commands.describe(
+        channel="Only this channel (default: all)",
+        job="Migration number",
+        force="Also swap channels the quality gate failed (their recall gets worse: see /migrate verify)",
+    )
     async def swap(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel | discord.Thread | None = None,
         job: int | None = None,
+        force: bool = False,
     ) -> None:
-        await self._move_read_pointers(interaction, self.engine.swap, SWAP_REPLIES, channel, job)
+        await self._move_read_pointers(
+            interaction, functools.partial(self.engine.swap, force=force), SWAP_REPLIES, channel, job
+        )
 
     @migrate.command(name="rollback", description="Point swapped channels back at the old space (one, or all)")
     @app_commands.describe(channel="Only this channel (default: all)", job="Migration number")

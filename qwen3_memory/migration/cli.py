@@ -21,9 +21,9 @@ from typing import Any
 
 from qwen3_memory.errors import SettingsError, UserFacingError
 from qwen3_memory.migration.report import render_status, render_verify
-from qwen3_memory.migration.strategies import STRATEGIES
-from qwen3_memory.models.profiles import PROFILES, Profile
-from qwen3_memory.settings import RANGES, Settings, load_settings
+from qwen3_memory.migration.strategies import MIN_TRANSFORM_SAMPLE, STRATEGIES
+from qwen3_memory.models.profiles import Profile
+from qwen3_memory.settings import PROFILE_NAMES, RANGES, Settings, load_settings
 
 LEGACY_FLAGS = {"--check-only": "check", "--dry-run": "plan", "--migrate": "migrate", "--verify": "verify"}
 MIGRATE_BATCH = RANGES["performance.batch_size"]  # --batch-size of migrate: the setting's range, 0 excluded
@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--target-profile",
             default=None,
-            choices=sorted(PROFILES),
-            help="profile to migrate to (default: memory_system.migration.target_profile)",
+            choices=sorted(PROFILE_NAMES),
+            help="profile to migrate to (default: memory_system.migration.target_profile; custom: the model "
+            "declared in memory_system.migration.target_custom_model)",
         )
         p.add_argument("--target-path", default="", help="load the target model from this local directory")
         p.add_argument("--target-dimension", type=int, default=0, help="Matryoshka output dimension of the target")
@@ -78,12 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="dry run: per-channel counts, measured time estimate, risks (--dry-run)")
     target_args(p)
     scope_args(p)
+    p.add_argument("--force", action="store_true", help="plan a risky strategy as migrate --force would run it")
     p = sub.add_parser("migrate", help="create a migration job and run it with a progress bar (--migrate)")
     target_args(p)
     scope_args(p)
     p.add_argument("--force", action="store_true", help="allow risky strategies (pad, truncate of non-Matryoshka)")
     p.add_argument("--no-swap", action="store_true", help="verify but leave read pointers for a manual swap")
     p.add_argument("--no-backup", action="store_true", help="skip the backup before starting (not recommended)")
+    p.add_argument(
+        "--eval", type=Path, default=None, help="labelled set (JSONL): each channel's verify scores old vs new on it"
+    )
+    p.add_argument(
+        "--transform-sample",
+        type=bounded_int(MIN_TRANSFORM_SAMPLE, 1_000_000),
+        default=None,
+        help="messages the transform strategy fits on, spread over channels and time (default: "
+        "memory_system.migration.transform_sample, else the measured minimum for the source dimension)",
+    )
     p.add_argument(
         "--batch-size",
         type=bounded_int(1, int(MIGRATE_BATCH.high)),
@@ -109,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("job", type=int, nargs="?", default=None)
         p.add_argument("--channel", type=int, default=None)
+        if name == "swap":
+            p.add_argument("--force", action="store_true", help="also swap channels the quality gate failed")
     p = sub.add_parser("finalize", help="delete the old space's vectors (after a passing verify)")
     p.add_argument("job", type=int, nargs="?", default=None)
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
@@ -164,7 +178,11 @@ def _insert_command(args: list[str], command: str) -> list[str]:
 def target_space(settings: Settings, args: argparse.Namespace) -> Profile:
     """The target profile: command-line flags win over memory_system.migration settings."""
     return settings.memory.migration.target(
-        args.target_profile, args.target_path, args.target_dimension, dimension_flag="--target-dimension"
+        args.target_profile,
+        args.target_path,
+        args.target_dimension,
+        dimension_flag="--target-dimension",
+        force=getattr(args, "force", False),
     )
 
 
@@ -208,7 +226,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             from qwen3_memory.migration.plan import make_plan, render_plan
 
             plan = await make_plan(
-                memory, profile.embedding, args.strategy, guild_id=args.guild, channels=args.channels
+                memory, profile.embedding, args.strategy, guild_id=args.guild, channels=args.channels, force=args.force
             )
             emit(args, plan.to_dict(), render_plan(plan))
             return 0
@@ -221,7 +239,9 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
                 force=args.force,
                 auto_swap=not args.no_swap,
                 backup=not args.no_backup,
-                batch_size=args.batch_size,
+                batch_size=args.batch_size or settings.migration_batch_size(profile),
+                eval_path=args.eval,
+                transform_sample=args.transform_sample or settings.memory.migration.transform_sample,
             )
             print(
                 f"migration #{job.id}: log {job.log_path}" + (f", backup {job.backup_path}" if job.backup_path else ""),
@@ -250,7 +270,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 0 if all(r.passed for r in reports) else 1
         if args.command in ("swap", "rollback"):
-            changed = await getattr(engine, args.command)(job_id, args.channel)
+            extra = {"force": args.force} if args.command == "swap" else {}
+            changed = await getattr(engine, args.command)(job_id, args.channel, **extra)
             emit(
                 args,
                 {"job": job_id, args.command: changed},

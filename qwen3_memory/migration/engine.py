@@ -26,12 +26,17 @@ from qwen3_memory.errors import DiskFull, UserFacingError, disk_full, disk_full_
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.backup import BackupError
+from qwen3_memory.migration.calibrate import calibrate_after_verify
+from qwen3_memory.migration.gate import FAIL, GateRefused, verdict_of
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
 from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
 from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
+from qwen3_memory.migration.source import migration_source
 from qwen3_memory.migration.strategies import validate_strategy
+from qwen3_memory.migration.transform_sample import check_sample_size
 from qwen3_memory.migration.verify import VerifyReport, agreement_shares, verify_channel
+from qwen3_memory.recall.floors import NOISE_QUERIES_PER_CHANNEL
 from qwen3_memory.recall.pipeline import Hit
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.space import EmbeddingSpace
@@ -122,6 +127,7 @@ class MigrationEngine:
         guild_id: int | None = None,
         channel_ids: list[int] | None = None,
         force: bool = False,
+        transform_sample: int = 0,
     ) -> Preflight:
         """What :meth:`start` would refuse, checked without creating anything (a face asks before confirming).
 
@@ -129,8 +135,13 @@ class MigrationEngine:
         unfinished job in the same scope or no channel to migrate; returns the strategy's warnings and
         the channels in the order they would run.
         """
-        source_space = await self.store.ensure_space(source or self.memory.settings.space)
-        warnings = validate_strategy(strategy, source_space.spec, target, force)
+        if source is not None:
+            source_space, left_out = await self.store.ensure_space(source), []
+        else:  # what the channels read now: after a swap the profile setting may still name the old model
+            source_space, left_out = await migration_source(
+                self.store, target, guild_id, channel_ids, self.memory.settings.space
+            )
+        warnings = [*validate_strategy(strategy, source_space.spec, target, force), *left_out]
         unfinished = [
             j for j in await self.jobs.with_status(*J.UNFINISHED) if guild_id is None or j.guild_id in (None, guild_id)
         ]
@@ -143,6 +154,10 @@ class MigrationEngine:
                 + (" in this server" if guild_id else "")
                 + ": nothing to migrate"
             )
+        if strategy == "transform":
+            available = sum(n for *_, n in channels)
+            _, short = check_sample_size(transform_sample, available, source_space.dimension, force)
+            warnings += short
         return Preflight(source_space, warnings, channels)
 
     @disk_full_is_typed
@@ -158,17 +173,21 @@ class MigrationEngine:
         auto_swap: bool = True,
         backup: bool = True,
         batch_size: int | None = None,
-        transform_sample: int = 1000,
+        transform_sample: int = 0,
+        eval_path: Path | None = None,
         options: dict[str, Any] | None = None,
     ) -> Job:
         """Take a backup and create a job; :meth:`run` or :meth:`launch` then does the work.
 
-        ``options``: extra values kept with the job (e.g. the channel where the admin cog reports).
+        ``options``: extra values kept with the job (e.g. the channel where the admin cog reports);
+        ``eval_path``: a labelled set each channel's verify scores old vs new on (the gate and the floor use it);
+        ``transform_sample``: messages the transform fits on (0: the measured minimum for the source dimension).
         The backup comes first: when it fails (:class:`BackupError`, a full disk included) no job exists.
         """
         checked = await self.preflight(
-            target, strategy, source=source, guild_id=guild_id, channel_ids=channel_ids, force=force
-        )
+            target, strategy, source=source, guild_id=guild_id, channel_ids=channel_ids, force=force,
+            transform_sample=transform_sample,
+        )  # fmt: skip
         source_space, warnings, channels = checked.source, checked.warnings, checked.channels
         target_space = await self.store.ensure_space(target)
         backup_path = None
@@ -183,6 +202,7 @@ class MigrationEngine:
             "batch_size": batch_size or self.memory.settings.batch_size,
             "transform_sample": transform_sample,
             "warnings": warnings,
+            **({"eval_path": str(eval_path)} if eval_path is not None else {}),
         }
         job = await self.jobs.create(source_space.id, target_space.id, strategy, guild_id, options, channels)
         log_path = self._log_path()
@@ -400,7 +420,7 @@ class MigrationEngine:
                 if finished and job.options.get("auto_swap", True):
                     # another process may be swapping it now if this one lost the job's claim
                     finished = await self.memory.claims.holds("job", job.id)
-                    if finished:
+                    if finished and await self._passes_gate(job, channel, logger):
                         await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
                 if not finished:
                     status = (await self.jobs.get(job_id)).status
@@ -545,7 +565,10 @@ class MigrationEngine:
                 sample=self.memory.settings.memory.migration.verify_sample,
                 agreement_queries=share,
                 eval_path=eval_path,
+                strategy=job.strategy,
+                noise_queries=NOISE_QUERIES_PER_CHANNEL,
             )
+            await calibrate_after_verify(self.memory, target, ch.guild_id, ch.channel_id, report.noise, eval_path)
             await self.jobs.update_channel(
                 job_id,
                 ch.guild_id,
@@ -567,18 +590,42 @@ class MigrationEngine:
         return chosen
 
     @disk_full_is_typed
-    async def swap(self, job_id: int, channel_id: int | None = None, guild_id: int | None = None) -> list[int]:
-        """Point verified channels (one, or all) at the target space; returns the channels swapped."""
+    async def swap(
+        self, job_id: int, channel_id: int | None = None, guild_id: int | None = None, force: bool = False
+    ) -> list[int]:
+        """Point verified channels (one, or all) at the target space; returns the channels swapped.
+
+        A channel whose verdict is fail is not swapped unless ``force``: the others are, then
+        :class:`GateRefused` names the refused ones with their numbers."""
         job = await self.jobs.get(job_id, guild_id)
         logger = self._logger(job_id, job.log_path)
-        swapped = []
+        swapped, refused = [], []
         for ch in await self._channels(job, channel_id):
             if ch.status in (J.VERIFIED, J.ROLLED_BACK):
+                verdict = verdict_of(ch.report)
+                if verdict is not None and verdict.level == FAIL and not force:
+                    refused.append(f"channel {ch.channel_id}: {verdict.describe()}")
+                    continue
                 await self._swap_channel(job, ch.guild_id, ch.channel_id, job.target_space_id, logger)
                 swapped.append(ch.channel_id)
             elif channel_id is not None and ch.status != J.SWAPPED:
                 raise JobStateError(f"channel {channel_id} is {ch.status}: only verified channels can be swapped")
+        if refused:
+            done = f"swapped {len(swapped)} channel(s); " if swapped else ""
+            raise GateRefused(
+                f"{done}the quality gate refused {len(refused)}: {' | '.join(refused)}. They still read the old "
+                "space; migrate them with regenerate, or swap with --force to accept the loss"
+            )
         return swapped
+
+    async def _passes_gate(self, job: Job, channel: ChannelJob, logger: logging.Logger) -> bool:
+        """The automatic swap's check: a channel whose verdict is fail stays on the old space (swap --force)."""
+        verdict = verdict_of((await self.jobs.channel(job.id, channel.guild_id, channel.channel_id)).report)
+        if verdict is None or verdict.level != FAIL:
+            return True
+        logger.warning("channel %d not swapped, the quality gate says %s", channel.channel_id, verdict.describe())
+        await self.jobs.log_event(job.id, "held back", f"channel {channel.channel_id}: {verdict.describe()}")
+        return False
 
     async def _swap_channel(self, job: Job, g: int, c: int, space_id: int, logger: logging.Logger) -> None:
         await self.store.set_read_space(g, c, space_id)

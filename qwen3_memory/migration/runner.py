@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,10 @@ import psutil
 from qwen3_memory.errors import EncodeOutOfMemory, UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.calibrate import calibrate_after_verify, noise_queries_wanted
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobStore
 from qwen3_memory.migration.strategies import LinearMap, Strategy, StrategyRefused, fit_linear_map
+from qwen3_memory.migration.transform_sample import describe_sample, minimum_sample, spread_sample
 from qwen3_memory.migration.verify import verify_channel
 from qwen3_memory.records import SpaceRecord, StoredMessage
 
@@ -142,14 +145,10 @@ class ChannelRunner:
         self, job: Job, source: SpaceRecord, target: SpaceRecord, service, logger: logging.Logger
     ) -> LinearMap:
         """Embed a sample with the target model and fit old -> new on it (held-out fit reported)."""
-        wanted = int(job.options.get("transform_sample", 1000))
-        sample: list[StoredMessage] = []
-        for channel in await self.jobs.channels(job.id):
-            if len(sample) >= wanted:
-                break
-            sample.extend(
-                await self.store.scroll_messages(channel.guild_id, channel.channel_id, 0, wanted - len(sample))
-            )
+        channels = [(c.guild_id, c.channel_id, c.total) for c in await self.jobs.channels(job.id)]
+        wanted = int(job.options.get("transform_sample") or minimum_sample(source.dimension))
+        sample = await spread_sample(self.store, channels, wanted)  # every channel, over its whole history
+        logger.info("transform sample: %s", describe_sample(sample))
         old = await self.store.get_vectors(source.id, [m.id for m in sample]) if sample else {}
         sample = [m for m in sample if m.id in old and m.content.strip()]
         if not sample:
@@ -159,11 +158,13 @@ class ChannelRunner:
         new = await service.aencode_documents([m.content for m in sample])
         fitted = await asyncio.to_thread(fit_linear_map, np.stack([old[m.id] for m in sample]), new)
         logger.info(
-            "transform fitted on %d messages: mean cosine train %.3f, held-out %.3f (%d messages)",
+            "transform fitted on %d messages: mean cosine train %.3f, held-out %.3f (%d messages); held-out "
+            "retention vs regenerate: %.0f%% of regenerated vectors find their transformed message first",
             fitted.samples,
             fitted.train_cosine,
             fitted.heldout_cosine,
             fitted.heldout_size,
+            100 * fitted.heldout_top1,
         )
         return fitted
 
@@ -208,6 +209,8 @@ class ChannelRunner:
             caught_up = await self._catch_up(g, c, strategy, source, target, sizer, progress)
             logger.info("channel %d: caught up %d messages written during the backfill", c, caught_up)
             progress.update(phase="verify")
+            eval_path = Path(job.options["eval_path"]) if job.options.get("eval_path") else None
+            noise = await noise_queries_wanted(self.memory, target)
             report = await verify_channel(
                 self.memory,
                 source,
@@ -216,6 +219,9 @@ class ChannelRunner:
                 c,
                 sample=self.memory.settings.memory.migration.verify_sample,
                 agreement_queries=agreement_queries,
+                eval_path=eval_path,
+                strategy=job.strategy,
+                noise_queries=noise,
             )
             if not report.passed:
                 await self.jobs.update_channel(
@@ -236,6 +242,9 @@ class ChannelRunner:
                 job.id, g, c, "verified", status=J.VERIFIED, report=report.to_dict(), finished_at=time.time()
             )
             logger.info("channel %d verified: %s", c, report.summary())
+            floor = await calibrate_after_verify(self.memory, target, g, c, report.noise, eval_path)
+            if floor is not None:
+                logger.info("space %s: score floor %s", target.spec.key, floor.describe())
             ch.status = J.VERIFIED
         return True
 

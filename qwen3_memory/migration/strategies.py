@@ -105,6 +105,7 @@ class LinearMap:
     heldout_cosine: float = 0.0
     heldout_size: int = 0
     samples: int = 0
+    heldout_top1: float = 0.0  # held-out regenerated vectors whose nearest transformed vector is their own message
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         out = vectors @ self.weight + self.bias
@@ -118,7 +119,10 @@ class LinearMap:
             buffer,
             weight=self.weight,
             bias=self.bias,
-            stats=np.array([self.train_cosine, self.heldout_cosine, self.heldout_size, self.samples], dtype=np.float64),
+            stats=np.array(
+                [self.train_cosine, self.heldout_cosine, self.heldout_size, self.samples, self.heldout_top1],
+                dtype=np.float64,
+            ),
         )
         return buffer.getvalue()
 
@@ -128,7 +132,8 @@ class LinearMap:
 
         with np.load(io.BytesIO(data)) as npz:
             stats = npz["stats"]
-            return cls(npz["weight"], npz["bias"], float(stats[0]), float(stats[1]), int(stats[2]), int(stats[3]))
+            top1 = float(stats[4]) if len(stats) > 4 else 0.0  # maps fitted before it was measured
+            return cls(npz["weight"], npz["bias"], float(stats[0]), float(stats[1]), int(stats[2]), int(stats[3]), top1)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -161,8 +166,16 @@ def fit_linear_map(
         pred = _normalise(source[rows] @ weight + bias)
         return float(np.mean(np.sum(pred * _normalise(target[rows]), axis=1)))
 
+    def top1(weight, bias, rows) -> float:
+        """Regenerated (exact) vectors finding their own transformed message first among the held-out ones."""
+        pred = _normalise(source[rows] @ weight + bias)
+        return float(np.mean(np.argmax(_normalise(target[rows]) @ pred.T, axis=1) == np.arange(rows.size)))
+
     weight, bias = solve(train)
-    result = LinearMap(weight, bias, mean_cosine(weight, bias, train), mean_cosine(weight, bias, test), int(n_test), n)
+    result = LinearMap(
+        weight, bias, mean_cosine(weight, bias, train), mean_cosine(weight, bias, test), int(n_test), n,
+        top1(weight, bias, test),
+    )  # fmt: skip
     full_w, full_b = solve(order)  # the map applied uses every sample; the held-out score is reported
     result.weight, result.bias = full_w, full_b
     return result

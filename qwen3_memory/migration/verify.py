@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from qwen3_memory.memory import Memory
+from qwen3_memory.migration import gate
+from qwen3_memory.recall.floors import noise_scores
 from qwen3_memory.records import SpaceRecord
 
 SELF_RETRIEVAL_EXACT = 0.99
@@ -69,6 +71,12 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     scores_old: list[float] = field(default_factory=list)
     scores_new: list[float] = field(default_factory=list)
+    strategy: str = ""
+    regenerated_top10: float | None = None  # transform: exact vectors finding their message (see gate)
+    regenerated_sample: int = 0
+    noise: list[float] = field(default_factory=list)  # best cosines of queries with no answer here (floors)
+    verdict: str = ""  # the quality gate's pass / warn / fail
+    verdict_reasons: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -85,7 +93,8 @@ class VerifyReport:
     def summary(self) -> str:
         agreement = f", old/new top-10 agreement {self.agreement_at_k:.2f}" if self.agreement_at_k is not None else ""
         return (
-            f"{'PASS' if self.passed else 'FAIL'} {self.vectors}/{self.messages} vectors, index {self.index_size} "
+            f"{'PASS' if self.passed else 'FAIL'} (verdict {self.verdict or '-'}) {self.vectors}/{self.messages} "
+            f"vectors, index {self.index_size} "
             f"({self.index_kind}), self-retrieval {self.self_retrieval:.3f}{agreement}"
             + (f"; problems: {'; '.join(self.problems)}" if self.problems else "")
         )
@@ -102,8 +111,11 @@ async def verify_channel(
     agreement_queries: int = 20,
     eval_path: Path | None = None,
     seed: int = 0,
+    strategy: str = "",
+    noise_queries: int = 0,
 ) -> VerifyReport:
-    """Check (target, channel); compare with ``source`` on sampled queries when given."""
+    """Check (target, channel); compare with ``source`` on sampled queries when given; then the quality gate's
+    verdict (``strategy`` transform adds the regenerated top-10 check) and ``noise_queries`` for its floor."""
     store = memory.store
     report = VerifyReport(
         guild_id, channel_id, target.spec.key, dimension=target.dimension, source_key=source.spec.key if source else ""
@@ -142,7 +154,21 @@ async def verify_channel(
         report.evaluation = await evaluate_channel_spaces(
             memory, eval_path, guild_id, channel_id, [s for s in (source, target) if s is not None]
         )
+    await _quality(report, memory, target, strategy, noise_queries)
     return report
+
+
+async def _quality(report: VerifyReport, memory: Memory, target: SpaceRecord, strategy: str, noise: int) -> None:
+    """The measurements the gate and the floors need, then the verdict."""
+    report.strategy = strategy
+    g, c = report.guild_id, report.channel_id
+    if strategy == "transform" and report.vectors and not report.problems:
+        report.regenerated_top10 = await gate.regenerated_top10(memory, target, g, c)
+        report.regenerated_sample = min(gate.REGENERATED_SAMPLE, report.messages)
+    if noise and report.vectors and not report.problems:
+        report.noise = await noise_scores(memory, target, g, c, noise)
+    verdict = gate.judge(report.problems, report.evaluation, report.regenerated_top10, report.regenerated_sample)
+    report.verdict, report.verdict_reasons = verdict.level, list(verdict.reasons)
 
 
 async def _self_retrieval(

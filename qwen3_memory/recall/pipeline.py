@@ -12,9 +12,10 @@ Stages, each switchable in settings (``memory_system.recall``) and per query (:c
    off it is BM25 alone.
    Fusion uses ranks only, so no score of one model is ever compared with a score of another,
    and the lexical list is text, not vectors: hybrid never mixes embedding spaces;
-3. **cosine floor** (``min_score``): every candidate's cosine with the query *in the read space*
+3. **cosine floor** (the read space's own calibrated floor, see :mod:`.floors`; ``min_score`` when
+   set overrides it): every candidate's cosine with the query *in the read space*
    (candidates found only by BM25 are scored from their stored read-space vectors) must reach
-   ``min_score``; a candidate with no vector in the read space yet is skipped. This is the same
+   the floor; a candidate with no vector in the read space yet is skipped. This is the same
    number whatever the later stages do, so one threshold keeps its meaning. With dense off no
    query vector exists: the floor does not apply and ``similarity`` is NaN;
 4. **rerank**: the best ``max(k, rerank_candidates)`` survivors are scored by the reranker and
@@ -42,6 +43,7 @@ from qwen3_memory.errors import ModelUnavailable, ReadSpaceMoved, UserFacingErro
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.models.embedding import EmbeddingServices
 from qwen3_memory.recall.conversation import ConversationOptions, in_conversation
+from qwen3_memory.recall.floors import FloorCache
 from qwen3_memory.recall.fusion import reciprocal_rank_fusion
 from qwen3_memory.recall.recency import prefer_recent
 from qwen3_memory.recall.weighting import LexicalWeighting
@@ -59,7 +61,7 @@ class RecallOptions:
     """How one query is answered. Defaults equal :class:`~.config.RecallSettings`' defaults."""
 
     k: int = 5
-    min_score: float = 0.25  # cosine floor in the read space; -1 keeps everything
+    min_score: float | None = None  # cosine floor in the read space; -1 keeps everything; None: the space's own
     dense: bool = True  # search the read space's vector index
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
@@ -83,7 +85,7 @@ class RecallOptions:
             raise ValueError("candidates, rerank_candidates and rrf_k must be at least 1")
         if not self.bm25_weight > 0:
             raise ValueError(f"bm25_weight must be above 0, got {self.bm25_weight}")
-        if not -1.0 <= self.min_score <= 1.0:
+        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score is a cosine, between -1 and 1; got {self.min_score}")
         if not 0.0 <= self.min_rerank_score <= 1.0:
             raise ValueError(f"min_rerank_score is a probability, between 0 and 1; got {self.min_rerank_score}")
@@ -159,6 +161,7 @@ class Recaller:
         self.services = services
         self.reranker = reranker
         self.reranker_error: str | None = None  # why reranking was switched off, if it was
+        self.floors = FloorCache(store)
         self._warned_no_reranker = False
 
     async def read_space(self, guild_id: int, channel_id: int) -> SpaceRecord | None:
@@ -303,8 +306,9 @@ class Recaller:
             )
         ranked = self.fuse(dense, lexical, options.rrf_k, bm25_weight)
         if query_vector is not None:
+            floor = options.min_score if options.min_score is not None else await self.floors.floor(space.id)
             similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
-            ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= options.min_score]
+            ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= floor]
         else:
             similarity = {}
         if filters.recency_half_life_days is not None:

@@ -174,7 +174,18 @@ CREATE TABLE history_imports (
 );
 """
 
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+# Version 7: each space's own score floor, as on SQLite.
+_V7 = """
+CREATE TABLE space_floors (
+    space_id bigint PRIMARY KEY REFERENCES spaces(id),
+    floor double precision NOT NULL,
+    basis text NOT NULL,
+    detail text NOT NULL DEFAULT '{}',
+    measured_at double precision NOT NULL
+);
+"""
+
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 

@@ -232,5 +232,17 @@ CREATE TABLE history_imports (
 );
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+# Version 8: each space's own score floor (the cosine under which recall drops a result), calibrated when the
+# space is verified: from a labelled set, or label-free from queries asked where they have no answer.
+_V8 = """
+CREATE TABLE space_floors (
+    space_id INTEGER PRIMARY KEY REFERENCES spaces(id),
+    floor REAL NOT NULL,
+    basis TEXT NOT NULL,               -- 'labelled' or 'label-free'
+    detail TEXT NOT NULL DEFAULT '{}', -- JSON: the numbers the floor was computed from
+    measured_at REAL NOT NULL
+);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)
