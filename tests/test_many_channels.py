@@ -8,10 +8,14 @@ import pytest
 from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.memory import Memory
+from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.engine import MigrationEngine
+from qwen3_memory.migration.jobs import ChannelJob
+from qwen3_memory.migration.runner import GROUP_MESSAGES, work_units
 from qwen3_memory.migration.verify import agreement_shares
 from qwen3_memory.settings import SettingsError, default_settings
 from qwen3_memory.space import EmbeddingSpace
-from tests.factories import TOPICS, message
+from tests.factories import TOPICS, message, qwen3_target
 
 
 def test_agreement_queries_are_one_budget_for_the_job_spread_by_size():
@@ -121,3 +125,59 @@ async def test_a_channels_text_search_reads_only_that_channels_postings(tmp_path
         assert matched[0] == 10  # the channel's ten, not the database's two hundred
     finally:
         await store.close()
+
+
+def _channel_job(channel_id: int, total: int, status=J.PENDING) -> ChannelJob:
+    return ChannelJob(1, 1, channel_id, channel_id, status, 0, total, 0, None)
+
+
+def test_small_pending_channels_are_grouped_and_the_others_run_alone():
+    channels = [_channel_job(c, 25) for c in range(100)] + [_channel_job(100, 5000), _channel_job(101, 30)]
+    channels[3] = _channel_job(3, 25, J.BACKFILL)  # resumed: runs alone, from its cursor
+    units = work_units(channels)
+    assert [len(u) for u in units[:3]] == [3, 1, 81]  # 81 x 25 fills GROUP_MESSAGES (2,048) up to the last whole one
+    assert sum(c.total for c in units[2]) <= GROUP_MESSAGES
+    assert [c.channel_id for u in units for c in u] == [c.channel_id for c in channels]  # the job's order kept
+    assert units[-2] == [channels[100]] and units[-1] == [channels[101]]
+
+
+async def fill_small_channels(memory: Memory, channels: int, per_channel: int) -> None:
+    for m in _messages(channels, per_channel):
+        await memory.capture.submit(m)
+    await memory.capture.drain()
+
+
+async def test_a_job_of_small_channels_migrates_them_in_groups_and_resumes_a_group_paused_midway(
+    memory: Memory, tiny_qwen3_dir
+):
+    await fill_small_channels(memory, channels=8, per_channel=3)
+    engine = MigrationEngine(memory)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=4)
+    update_channels = engine.jobs.update_channels
+
+    paused = []
+
+    async def pause_after_the_first_cursors(job_id, changes, event=None):
+        await update_channels(job_id, changes, event)
+        if not paused and all("cursor" in fields for fields in changes.values()):
+            paused.append(await engine.pause(job_id))
+
+    engine.jobs.update_channels = pause_after_the_first_cursors
+    job = await engine.run(job.id)
+    assert job.status == J.PAUSED
+    channels = await engine.jobs.channels(job.id)
+    assert {c.status for c in channels} == {J.BACKFILL}  # the group started together
+    target = await memory.store.get_space(job.target_space_id)
+    assert 0 < sum(c.done for c in channels) < 24  # paused midway (the batch being encoded is committed too)
+    for c in channels:  # each cursor says what is stored: the resume continues from there
+        assert (c.cursor > 0) == (c.done > 0)
+        assert await memory.store.count_vectors(target.id, 1, c.channel_id) == c.done
+    engine.jobs.update_channels = update_channels
+    job = await engine.resume(job.id, background=False)
+    assert job.status == J.COMPLETED
+    channels = await engine.jobs.channels(job.id)
+    assert {c.status for c in channels} == {J.SWAPPED}
+    for c in channels:
+        assert await memory.store.count_vectors(target.id, 1, c.channel_id) == 3
+        assert c.report["passed"] and c.report["self_retrieval"] == 1.0
+    assert sum(c.report["agreement_queries"] for c in channels) == 24  # the job's budget, capped by its messages

@@ -36,6 +36,30 @@ class PortableReads:
     def transaction(self) -> AbstractAsyncContextManager[Any]:  # pragma: no cover - the stores'
         raise NotImplementedError
 
+    async def add_write_spaces(self, channels: Iterable[tuple[int, int]], space_id: int) -> None:
+        """Add ``space_id`` to the write spaces of every (guild, channel) of ``channels`` in one transaction
+        (a migration starts dual-writing a group of small channels at once)."""
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO channel_write_spaces(guild_id, channel_id, space_id) VALUES (?,?,?) "
+                "ON CONFLICT DO NOTHING",
+                [(g, c, space_id) for g, c in sorted(set(channels))],
+            )
+
+    async def channels_messages(self, channels: Sequence[tuple[int, int]]) -> list[StoredMessage]:
+        """Every message of a few small channels in one read, channel by channel in the given order, by id."""
+        order = {pair: n for n, pair in enumerate(channels)}
+        found: list[StoredMessage] = []
+        for start in range(0, len(channels), CHANNELS_PER_QUERY):
+            chunk = channels[start : start + CHANNELS_PER_QUERY]
+            rows = await self.fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (guild_id, channel_id) IN "
+                f"(VALUES {','.join('(?,?)' for _ in chunk)})",
+                [x for pair in chunk for x in pair],
+            )
+            found.extend(message_of(r) for r in rows)
+        return sorted(found, key=lambda m: (order[(m.guild_id, m.channel_id)], m.id))
+
     async def channel_states(self, channels: Iterable[tuple[int, int]]) -> dict[tuple[int, int], ChannelState]:
         """The state of each known (guild, channel) of ``channels``, in two queries per few hundred channels:
         a capture batch asks once for all its channels, not once per channel."""

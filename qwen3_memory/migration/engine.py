@@ -31,7 +31,7 @@ from qwen3_memory.migration.gate import FAIL, GateRefused, verdict_of
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
 from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
-from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress
+from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress, work_units
 from qwen3_memory.migration.source import migration_source
 from qwen3_memory.migration.strategies import validate_strategy
 from qwen3_memory.migration.transform_sample import check_sample_size
@@ -410,21 +410,42 @@ class MigrationEngine:
             sizer = BatchSizer(
                 int(job.options.get("batch_size") or 32), self.memory.settings.memory.memory_threshold_mb
             )
-            shares = agreement_shares([c.total for c in channels])  # the same on resume: sizes are fixed
-            for channel, share in zip(channels, shares):
-                if channel.status in J.CHANNEL_DONE:
-                    continue
-                finished = await self.runner.run_channel(
-                    job, channel, strategy, source, target, sizer, progress, logger, share
-                )
+            sizes = [c.total for c in channels]  # fixed when the job was created: the same shares on resume
+            shares = {id(c): n for c, n in zip(channels, agreement_shares(sizes))}
+            for unit in work_units([c for c in channels if c.status not in J.CHANNEL_DONE]):
+                if len(unit) == 1:
+                    finished = await self.runner.run_channel(
+                        job,
+                        unit[0],
+                        strategy,
+                        source,
+                        target,
+                        sizer,
+                        progress,
+                        logger,
+                        shares[id(unit[0])],
+                    )
+                else:
+                    finished = await self.runner.run_group(
+                        job,
+                        unit,
+                        strategy,
+                        source,
+                        target,
+                        sizer,
+                        progress,
+                        logger,
+                        [shares[id(c)] for c in unit],
+                    )
                 if finished and job.options.get("auto_swap", True):
                     # another process may be swapping it now if this one lost the job's claim
                     finished = await self.memory.claims.holds("job", job.id)
-                    if finished and await self._passes_gate(job, channel, logger):
-                        await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
+                    for channel in unit if finished else ():
+                        if await self._passes_gate(job, channel, logger):
+                            await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
                 if not finished:
                     status = (await self.jobs.get(job_id)).status
-                    logger.info("migration #%d %s at channel %d", job_id, status, channel.channel_id)
+                    logger.info("migration #%d %s at channel %d", job_id, status, unit[0].channel_id)
                     return await self.jobs.get(job_id)
             stopped = await self.runner.stop_requested(job_id)  # asked during the last channel's catch-up or verify
             if stopped or not await self.jobs.set_status(job_id, J.COMPLETED, unless=(J.PAUSED, J.CANCELLED)):

@@ -260,6 +260,47 @@ class JobStore:
                     (job_id, time.time(), guild_id, channel_id, event, detail),
                 )
 
+    async def update_channels(
+        self, job_id: int, changes: dict[tuple[int, int], dict[str, Any]], event: str | None = None
+    ) -> None:
+        """:meth:`update_channel` for many channels in one transaction: ``changes`` maps (guild, channel) to its
+        fields (the same keys for every channel); a forbidden status change raises and changes nothing."""
+        if not changes:
+            return
+        keys = list(next(iter(changes.values())))
+        status = str(changes[next(iter(changes))]["status"]) if "status" in keys else None
+        allowed = [*_sources(CHANNEL_TRANSITIONS, status), status] if status is not None else []
+        guard = f" AND status IN ({','.join('?' * len(allowed))})" if allowed else ""
+        rows = []
+        for (g, c), fields in changes.items():
+            values = [json.dumps(v) if k == "report" and v is not None else v for k, v in fields.items()]
+            rows.append((*[str(v) if k == "status" else v for k, v in zip(fields, values)], job_id, g, c, *allowed))
+        now = time.time()
+        async with self.store.transaction() as db:
+            for row, (g, c) in zip(rows, changes):
+                cur = await db.execute(
+                    f"UPDATE migration_channels SET {', '.join(f'{k} = ?' for k in keys)} "
+                    "WHERE migration_id = ? AND guild_id = ? AND channel_id = ?" + guard,
+                    row,
+                )
+                if cur.rowcount == 0:
+                    found = await (
+                        await db.execute(
+                            "SELECT status FROM migration_channels WHERE migration_id = ? AND guild_id = ? "
+                            "AND channel_id = ?",
+                            (job_id, g, c),
+                        )
+                    ).fetchone()
+                    if found is None:
+                        raise JobNotFound(f"channel {c} is not part of migration #{job_id}")
+                    check_channel_transition(job_id, c, found[0], status)
+            if event:
+                await db.executemany(
+                    "INSERT INTO migration_events(migration_id, at, guild_id, channel_id, event, detail) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [(job_id, now, g, c, event, "") for g, c in changes],
+                )
+
     async def log_event(self, job_id: int, event: str, detail: str = "") -> None:
         async with self.store.transaction() as db:
             await db.execute(

@@ -14,6 +14,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,36 @@ from qwen3_memory.migration.calibrate import calibrate_after_verify, noise_queri
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobStore
 from qwen3_memory.migration.strategies import LinearMap, Strategy, StrategyRefused, fit_linear_map
 from qwen3_memory.migration.transform_sample import describe_sample, minimum_sample, spread_sample
-from qwen3_memory.migration.verify import verify_channel
+from qwen3_memory.migration.verify import VerifyReport, verify_channel
 from qwen3_memory.records import SpaceRecord, StoredMessage
 
 log = logging.getLogger(__name__)
 
 TRANSFORM_MAP = "linear_map"  # the job artifact holding a fitted transform
+
+
+GROUP_MESSAGES = 2048  # small pending channels are migrated together, up to about this many messages at once
+GROUP_CHANNELS = 256  # and at most this many channels
+
+
+def work_units(channels: list[ChannelJob]) -> list[list[ChannelJob]]:
+    """The job's channels in order, cut into units of work: consecutive small pending channels together (up to
+    :data:`GROUP_MESSAGES` messages, :data:`GROUP_CHANNELS` channels), any other channel alone."""
+    units: list[list[ChannelJob]] = []
+    group: list[ChannelJob] = []
+    for ch in channels:
+        small = ch.status == J.PENDING and ch.total < GROUP_MESSAGES // 4
+        full = sum(c.total for c in group) + ch.total > GROUP_MESSAGES or len(group) == GROUP_CHANNELS
+        if group and (not small or full):
+            units.append(group)
+            group = []
+        if small:
+            group.append(ch)
+        else:
+            units.append([ch])
+    if group:
+        units.append(group)
+    return units
 
 
 class MigrationFailed(UserFacingError):
@@ -209,44 +234,121 @@ class ChannelRunner:
             caught_up = await self._catch_up(g, c, strategy, source, target, sizer, progress)
             logger.info("channel %d: caught up %d messages written during the backfill", c, caught_up)
             progress.update(phase="verify")
-            eval_path = Path(job.options["eval_path"]) if job.options.get("eval_path") else None
-            noise = await noise_queries_wanted(self.memory, target)
-            report = await verify_channel(
-                self.memory,
-                source,
-                target,
-                g,
-                c,
-                sample=self.memory.settings.memory.migration.verify_sample,
-                agreement_queries=agreement_queries,
-                eval_path=eval_path,
-                strategy=job.strategy,
-                noise_queries=noise,
-            )
-            if not report.passed:
-                await self.jobs.update_channel(
-                    job.id,
-                    g,
-                    c,
-                    "verify failed",
-                    "; ".join(report.problems),
-                    status=J.FAILED,
-                    error="; ".join(report.problems),
-                    report=report.to_dict(),
-                )
-                raise MigrationFailed(
-                    f"channel {c} failed verification: {'; '.join(report.problems)}. "
-                    "Nothing was swapped; fix the cause and resume, or cancel"
-                )
+            report = await self._verify(job, g, c, source, target, agreement_queries)
             await self.jobs.update_channel(
                 job.id, g, c, "verified", status=J.VERIFIED, report=report.to_dict(), finished_at=time.time()
             )
             logger.info("channel %d verified: %s", c, report.summary())
-            floor = await calibrate_after_verify(self.memory, target, g, c, report.noise, eval_path)
-            if floor is not None:
-                logger.info("space %s: score floor %s", target.spec.key, floor.describe())
             ch.status = J.VERIFIED
         return True
+
+    async def run_group(
+        self,
+        job: Job,
+        group: list[ChannelJob],
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+        logger: logging.Logger,
+        agreement_queries: list[int],
+    ) -> bool:
+        """Several small pending channels as one unit of work; False when paused or cancelled on the way.
+
+        Dual-write starts for all of them in one transaction, their messages are encoded together in
+        full batches (a 25-message channel alone would be a third of one), each batch's cursors are
+        committed in one transaction, then each channel is caught up and verified and the group's
+        statuses move in one transaction. Every step leaves each channel in a state that
+        :meth:`run_channel` resumes, so a crash or a pause mid-group loses nothing.
+        """
+        pairs = [(ch.guild_id, ch.channel_id) for ch in group]
+        progress.update(channel_id=group[-1].channel_id, phase="backfill")
+        await self.store.add_write_spaces(pairs, target.id)  # dual-write starts before the backfill
+        started = time.time()
+        await self.jobs.update_channels(
+            job.id, {p: {"status": J.BACKFILL, "started_at": started} for p in pairs}, "backfill"
+        )
+        logger.info(
+            "channels %s: dual-write on, backfill of %d messages together",
+            ", ".join(str(c) for _, c in pairs),
+            sum(ch.total for ch in group),
+        )
+        messages = await self.store.channels_messages(pairs)
+        position, done = 0, dict.fromkeys(pairs, 0)
+
+        async def scroll(size: int) -> list[StoredMessage]:
+            return messages[position : position + size]
+
+        def advance(batch: list[StoredMessage]) -> dict[tuple[int, int], dict[str, int]]:
+            nonlocal position
+            position += len(batch)
+            cursors = {}
+            for m in batch:  # messages come channel by channel, by id: a batch's last one per channel is its cursor
+                key = (m.guild_id, m.channel_id)
+                done[key] += 1
+                cursors[key] = {"cursor": m.id, "done": done[key]}
+            return cursors
+
+        async def commit(cursors: dict[tuple[int, int], dict[str, int]]) -> None:
+            await self.jobs.update_channels(job.id, cursors)
+
+        if not await self._pipelined(job, scroll, advance, commit, strategy, source, target, sizer, progress):
+            return False
+        await self.jobs.update_channels(job.id, {p: {"status": J.CATCHUP} for p in pairs}, "catch-up")
+        progress.update(phase="verify")
+        reports = {}
+        for (g, c), share in zip(pairs, agreement_queries):
+            await self._catch_up(g, c, strategy, source, target, sizer, progress)
+            reports[(g, c)] = await self._verify(job, g, c, source, target, share)
+        finished = time.time()
+        await self.jobs.update_channels(
+            job.id,
+            {p: {"status": J.VERIFIED, "report": reports[p].to_dict(), "finished_at": finished} for p in pairs},
+            "verified",
+        )
+        for ch in group:
+            ch.status = J.VERIFIED
+            logger.info("channel %d verified: %s", ch.channel_id, reports[(ch.guild_id, ch.channel_id)].summary())
+        return True
+
+    async def _verify(
+        self, job: Job, g: int, c: int, source: SpaceRecord, target: SpaceRecord, agreement_queries: int
+    ) -> VerifyReport:
+        """The channel's verify report; a failing one marks the channel failed and raises :class:`MigrationFailed`.
+        A passing one calibrates the target space's score floor (from the labelled set, or label-free)."""
+        eval_path = Path(job.options["eval_path"]) if job.options.get("eval_path") else None
+        report = await verify_channel(
+            self.memory,
+            source,
+            target,
+            g,
+            c,
+            sample=self.memory.settings.memory.migration.verify_sample,
+            agreement_queries=agreement_queries,
+            eval_path=eval_path,
+            strategy=job.strategy,
+            noise_queries=await noise_queries_wanted(self.memory, target),
+        )
+        if not report.passed:
+            await self.jobs.update_channel(
+                job.id,
+                g,
+                c,
+                "verify failed",
+                "; ".join(report.problems),
+                status=J.FAILED,
+                error="; ".join(report.problems),
+                report=report.to_dict(),
+            )
+            raise MigrationFailed(
+                f"channel {c} failed verification: {'; '.join(report.problems)}. "
+                "Nothing was swapped; fix the cause and resume, or cancel"
+            )
+        floor = await calibrate_after_verify(self.memory, target, g, c, report.noise, eval_path)
+        if floor is not None:
+            log.info("space %s: score floor %s", target.spec.key, floor.describe())
+        return report
 
     async def _backfill(
         self,
@@ -258,40 +360,68 @@ class ChannelRunner:
         sizer: BatchSizer,
         progress: Progress,
     ) -> bool:
-        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary.
-
-        Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS
-        threads), batch *n+1* is already being encoded (model threads), so the model never waits
-        for bookkeeping. Cursors are still committed strictly in order.
-        """
+        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary."""
         g, c = ch.guild_id, ch.channel_id
         cursor, done = ch.cursor, ch.done
         up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
-        commit: asyncio.Task | None = None
 
-        async def store_and_commit(batch: list[StoredMessage], vectors: np.ndarray, done_after: int) -> None:
+        async def scroll(size: int) -> list[StoredMessage]:
+            return await self.store.scroll_messages(g, c, cursor, size, up_to)
+
+        def advance(batch: list[StoredMessage]) -> tuple[int, int]:
+            nonlocal cursor, done
+            cursor, done = batch[-1].id, done + len(batch)
+            return cursor, done
+
+        async def commit(position: tuple[int, int]) -> None:
+            await self.jobs.update_channel(job.id, g, c, cursor=position[0], done=position[1])
+
+        return await self._pipelined(job, scroll, advance, commit, strategy, source, target, sizer, progress)
+
+    async def _pipelined(
+        self,
+        job: Job,
+        scroll: Callable[[int], Awaitable[list[StoredMessage]]],
+        advance: Callable[[list[StoredMessage]], Any],
+        commit: Callable[[Any], Awaitable[None]],
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+    ) -> bool:
+        """Encode, store and commit batches until ``scroll`` has none left; False if paused or cancelled.
+
+        ``scroll(size)`` reads the next batch after the last one ``advance`` accepted (after an out-of-memory
+        halving, the same messages again); ``advance(batch)`` moves past it and says what ``commit`` records.
+        Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS threads),
+        batch *n+1* is already being encoded (model threads), so the model never waits for bookkeeping.
+        Cursors are still committed strictly in order.
+        """
+        pending: asyncio.Task | None = None
+
+        async def store_and_commit(batch: list[StoredMessage], vectors: np.ndarray, position: Any) -> None:
             await self._store_batch(batch, vectors, target, sizer, progress)
-            await self.jobs.update_channel(job.id, g, c, cursor=batch[-1].id, done=done_after)
+            await commit(position)
             progress.advance(len(batch))
 
         try:
-            batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+            batch = await scroll(sizer.size)
             while batch:
                 if await self.stop_requested(job.id):
                     return False
                 vectors = await self._encode_batch(batch, strategy, source, target, sizer, progress)
-                if commit is not None:
-                    await commit
-                    commit = None
+                if pending is not None:
+                    await pending
+                    pending = None
                 if vectors is None:  # out of memory: the same messages again, in a halved batch
-                    batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+                    batch = await scroll(sizer.size)
                     continue
-                cursor, done = batch[-1].id, done + len(batch)
-                commit = asyncio.create_task(store_and_commit(batch, vectors, done))
-                batch = await self.store.scroll_messages(g, c, cursor, sizer.size, up_to)
+                pending = asyncio.create_task(store_and_commit(batch, vectors, advance(batch)))
+                batch = await scroll(sizer.size)
         finally:
-            if commit is not None:
-                await commit
+            if pending is not None:
+                await pending
         return True
 
     async def _encode_batch(
