@@ -4,9 +4,9 @@ bot's real discord.py HTTP client reading history (channels, active and archived
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
-import discord
 import pytest
 
 from qwen3_memory.history.cursors import ImportCursors
@@ -14,6 +14,7 @@ from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
 from tests.discord_rest import FakeDiscord, local_discord, logged_in_http
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+SLOW = 300.0  # seconds an import may take on a loaded machine before a test gives up (never a timing assert)
 ALICE, BOT = 601, 602
 
 
@@ -52,6 +53,14 @@ async def stored_ids(harness: DiscordHarness, channel_id: int, guild: int = 0) -
     return [m.id for m in messages]
 
 
+async def eventually_stored(harness: DiscordHarness, channel_id: int, count: int) -> None:
+    """Wait (at most SLOW seconds) until ``count`` messages of the channel are stored."""
+    deadline = asyncio.get_running_loop().time() + SLOW
+    while len(await stored_ids(harness, channel_id)) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the import made no progress"
+        await asyncio.sleep(0.05)
+
+
 async def test_an_admin_imports_this_channel_with_its_active_and_archived_threads(bot_world):
     harness, fake = bot_world
     channel = harness.channel(0)
@@ -66,7 +75,7 @@ async def test_an_admin_imports_this_channel_with_its_active_and_archived_thread
     elsewhere = say(fake, harness.channel(1).id, 10)
 
     reply = await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, channel=channel)
-    await reply.wait_until(lambda r: "import in" in r.text and ": done" in r.text)
+    await reply.wait_until(lambda r: "import in" in r.text and ": done" in r.text, timeout=SLOW)
 
     assert reply.ephemeral and not reply.failed
     assert await stored_ids(harness, channel.id) == in_channel
@@ -105,7 +114,7 @@ async def test_listed_channels_since_a_date_and_a_bad_date(bot_world):
         channels=f"{a.mention} {b.mention}",
         since=since,
     )
-    await reply.wait_until(lambda r: ": done" in r.text)
+    await reply.wait_until(lambda r: ": done" in r.text, timeout=SLOW)
     assert await stored_ids(harness, a.id) == recent and await stored_ids(harness, b.id) == in_b
 
     bad = await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, since="last week")
@@ -140,10 +149,7 @@ async def test_gap_fill_on_reconnect_fetches_what_enabled_channels_missed(bot_wo
     harness.bot.dispatch("disconnect")
     missed = say(fake, channel.id, 12, start=START + dt.timedelta(days=2))
     harness.bot.dispatch("ready")
-    for _ in range(500):
-        if len(await stored_ids(harness, channel.id)) == len(before) + len(missed):
-            break
-        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=20))
+    await eventually_stored(harness, channel.id, len(before) + len(missed))
     assert await stored_ids(harness, channel.id) == before + missed
     assert not await stored_ids(harness, off.id)  # memory is off there: no gap fill
 
@@ -154,12 +160,12 @@ async def test_enable_offers_an_import_that_only_admins_can_start(bot_world):
     kept = say(fake, channel.id, 12)
     reply = await harness.slash("memory enable", member=harness.member(0), permissions=ADMIN, channel=channel)
     assert "Import what was said here before?" in reply.text
-    assert [b["label"] for b in reply.buttons] == ["Import earlier messages"]
+    assert [b["label"] for b in reply.messages[-1].buttons] == ["Import earlier messages"]
 
     refused = await harness.click(reply, "Import earlier messages", member=harness.member(1), permissions=MEMBER)
     assert "Manage Server" in refused.text and not await stored_ids(harness, channel.id)
     click = await harness.click(reply, "Import earlier messages", member=harness.member(0), permissions=ADMIN)
-    await click.wait_until(lambda r: ": done" in r.text)
+    await click.wait_until(lambda r: ": done" in r.text, timeout=SLOW)
     assert await stored_ids(harness, channel.id) == kept
 
 
@@ -170,15 +176,12 @@ async def test_an_import_started_by_a_command_resumes_after_a_restart(bot_world)
     await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN)
     cursors = ImportCursors(harness.memory.store)
     while (await cursors.channels(harness.guilds[0].id))[0].cursor == 0:
-        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=10))
+        await asyncio.sleep(0.01)
     await cog.imports.close()  # the cog unloads mid-import (a shutdown)
 
     from cogs.memory.imports import HistoryImports
 
     cog.imports = HistoryImports(harness.bot, harness.memory)
     harness.bot.dispatch("ready")  # the next start
-    for _ in range(1000):
-        if (await cursors.channels(harness.guilds[0].id))[0].status == "done":
-            break
-        await discord.utils.sleep_until(discord.utils.utcnow() + dt.timedelta(milliseconds=20))
+    await eventually_stored(harness, harness.channel(0).id, len(kept))
     assert await stored_ids(harness, harness.channel(0).id) == kept

@@ -204,9 +204,12 @@ async def test_unexpected_errors_are_logged_with_an_id_shown_to_the_user(harness
 async def test_the_memory_group_is_guild_only_and_admin_commands_carry_default_permissions(harness):
     group = harness.bot.tree.get_command("memory")
     assert group.guild_only
-    assert {c.name for c in group.commands} == {"recall", "forget-me", "remember-me", "enable", "disable", "stats"}
-    for name in ("stats", "enable", "disable"):
+    names = {"recall", "forget-me", "remember-me", "enable", "disable", "stats", "import"}
+    assert {c.name for c in group.commands} == names
+    for name in ("stats", "enable", "disable", "import"):
         assert group.get_command(name).default_permissions == discord.Permissions(manage_guild=True)
+    imports = group.get_command("import")
+    assert {c.name for c in imports.commands} == {"start", "plan", "status", "pause", "resume", "cancel"}
 
 
 async def test_a_crafted_k_outside_1_to_25_is_refused_clearly(harness):
