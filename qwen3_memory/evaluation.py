@@ -217,13 +217,19 @@ async def evaluate(
     base: RecallOptions | None = None,
     space: SpaceRecord | None = None,
     progress: bool = False,
+    log_stages: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Stage -> :func:`summarize` of every query; ``space`` forces one space, else each channel's read space."""
+    """Stage -> :func:`summarize` of every query; ``space`` forces one space, else each channel's read space.
+
+    ``log_stages``: a line on stderr after each stage (the command line off a terminal, where no bar shows)."""
     base = base or memory.recall_options()
     results = {}
     for stage in stages:
+        started = time.perf_counter()
         runs = await run_queries(memory, queries, ranking_options(base, stage), space, progress, desc=stage)
         results[stage] = summarize(runs)
+        if log_stages:  # off a terminal there is no bar: one line per stage says it is alive
+            print(f"{stage}: {len(runs)} queries in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return results
 
 
@@ -465,6 +471,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split", default="", help="ask only the queries of this split (tune or check), if the set has them"
     )
     parser.add_argument("--embedding-path", default="", help="load the profile's embedding model from this directory")
+    parser.add_argument(
+        "--model",
+        default="",
+        help="evaluate a model no profile describes (profile custom): its name; --embedding-path says where it is",
+    )
+    parser.add_argument("--model-dimension", type=int, default=0, help="with --model: its own output dimension")
+    parser.add_argument("--pooling", default="mean", help="with --model: mean, cls, lasttoken or max")
     parser.add_argument("--dimension", type=int, default=0, help="Matryoshka dimension (Qwen3 profiles)")
     parser.add_argument("--reranker-path", default="", help="load the profile's reranker from this directory")
     parser.add_argument("--cpu", action="store_true", help="never use a GPU")
@@ -502,8 +515,15 @@ def _settings(args: argparse.Namespace, data_dir: Path) -> Settings:
     if args.reranker_path:
         overrides["reranker_path"] = str(Path(args.reranker_path).expanduser().resolve())
     backend = {"backend": "postgres", "database_url": args.database_url} if args.database_url else {}
+    if args.model:  # a custom model: its own name and space, never the profile's
+        backend["custom_model"] = {
+            "model": args.model,
+            "path": overrides.pop("embedding_path", ""),
+            "dimension": args.model_dimension,
+            "pooling": args.pooling,
+        }
     return default_settings(
-        profile=args.profile,
+        profile="custom" if args.model else args.profile,
         cpu_only_mode=bool(args.cpu),
         paths={"data_dir": str(data_dir)},
         model_overrides=overrides,
@@ -528,6 +548,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         settings = _settings(args, data_dir)
         started = time.perf_counter()
+        if not progress:
+            print(f"embedding {len(eval_set.messages)} messages with {settings.space.model} ...", file=sys.stderr)
         memory = await build_memory(eval_set, settings, progress=progress)
         build_seconds = time.perf_counter() - started
         try:
@@ -541,7 +563,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 conversation_lines=args.conversation_lines,
                 conversation_gap_seconds=args.conversation_gap,
             )
-            results = await evaluate(memory, queries, stages, base, progress=progress)
+            results = await evaluate(memory, queries, stages, base, progress=progress, log_stages=not progress)
             report: dict[str, Any] = {
                 "dataset": str(args.dataset),
                 "profile": args.profile,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qwen3_memory.backends import IndexInfo
+from qwen3_memory.recall.floors import describe_floor_in_use
 from qwen3_memory.records import ChannelState, SpaceRecord
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ class SpaceStats:
     space: SpaceRecord
     vectors: int
     index: IndexInfo  # index.location is None when the database itself is the index (pgvector)
+    floor: str = ""  # the score floor recall applies there, and where it comes from
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ async def _channel_stats(memory: Memory, state: ChannelState, spaces: dict[int, 
         if space is None:
             continue
         index = await store.index_info(space, guild_id, channel_id, load=False)
-        per_space.append(SpaceStats(space, vectors.get(space_id, 0), index))
+        floor = await describe_floor_in_use(store, space_id, memory.settings.memory.recall.min_score)
+        per_space.append(SpaceStats(space, vectors.get(space_id, 0), index, floor))
     return ChannelStats(
         channel_id=channel_id,
         messages=messages,

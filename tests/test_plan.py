@@ -217,3 +217,29 @@ async def test_plan_on_an_empty_memory_measures_sample_texts_and_flags_empty_mes
     plan = await make_plan(memory, PROMPTED, "regenerate", benchmark_texts=8)
     assert plan.channels[0].empty == 1
     assert any("no text" in r for r in plan.risks)
+
+
+async def test_a_folder_with_only_onnx_weights_fails_the_check_and_says_to_declare_the_backend(make_settings, tmp_path):
+    from qwen3_memory.settings import CustomModel
+
+    folder = tmp_path / "onnx-only"
+    (folder / "onnx").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "onnx" / "model.onnx").write_bytes(b"\0" * 16)
+    target = CustomModel("acme/small-onnx", str(folder), 384).profile()
+
+    checks = _by_name(await run_checks(make_settings(), target, load_model=False))
+
+    assert checks["model"].status == "fail" and "only ONNX weights" in checks["model"].detail
+    assert "backend onnx" in checks["model"].detail
+
+
+def test_the_rehearsal_settings_declare_mpnet_as_a_custom_target(tmp_path):
+    from qwen3_memory.rehearsal import MPNET, write_settings
+    from qwen3_memory.settings import load_settings
+
+    settings = load_settings(write_settings(tmp_path, tmp_path / "mpnet"))
+    target = settings.memory.migration.target().embedding
+    assert settings.space.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert target.model == MPNET and target.dimension == 768 and target.key.startswith("all-mpnet-base-v2-768-")
+    assert target.load_source == str(tmp_path / "mpnet") and settings.data_dir == tmp_path

@@ -122,7 +122,7 @@ def _channel_lines(channel: ChannelStats) -> str:
             size = _bytes(index.disk_bytes) if index.disk_bytes is not None else "not on disk yet"
         lines.append(
             f"space {s.space.id} `{s.space.spec.short_name}` {s.space.dimension}-d: {s.vectors:,} vectors · "
-            f"{index.kind} index, {size}"
+            f"{index.kind} index, {size} · score floor {s.floor}"
         )
     return "\n".join(lines)[:1024]
 

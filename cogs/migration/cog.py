@@ -380,8 +380,9 @@ class MigrationCog(commands.Cog, name="Migration"):
         chosen = self.target(target_profile)
         target = chosen.embedding
         channel_ids = parse_channel_ids(channels)
+        sample = self.settings.memory.migration.transform_sample
         checked = await self.engine.preflight(  # refusals come now, not after the confirmation
-            target, strategy, guild_id=guild_id, channel_ids=channel_ids, force=force
+            target, strategy, guild_id=guild_id, channel_ids=channel_ids, force=force, transform_sample=sample
         )
         plan = await make_plan(self.memory, target, strategy, guild_id=guild_id, channels=channel_ids, force=force)
         embed = plan_embed(plan, interaction.guild, title=f"Start migration: {strategy} → {target.model}")
@@ -406,6 +407,7 @@ class MigrationCog(commands.Cog, name="Migration"):
                 force=force,
                 auto_swap=auto_swap,
                 batch_size=self.settings.migration_batch_size(chosen),
+                transform_sample=sample,
                 options={REPORT_CHANNEL: interaction.channel_id, "started_by": interaction.user.id},
             )
             self._launch(job.id)

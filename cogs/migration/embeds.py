@@ -192,7 +192,11 @@ def verify_embed(job_id: int, reports: Sequence[VerifyReport], guild: discord.Gu
         colour=COLOURS["pass"] if passed else COLOURS["fail"],
     )
     for r in reports[:CHANNEL_FIELDS]:
-        embed.add_field(name=channel_label(guild, r.channel_id), value=snippet(r.summary(), FIELD_LIMIT), inline=False)
+        gate = f". Quality gate: {r.verdict.upper()}: " + "; ".join(r.verdict_reasons) if r.verdict else ""
+        value = r.summary() + gate
+        embed.add_field(name=channel_label(guild, r.channel_id), value=snippet(value, FIELD_LIMIT), inline=False)
+    if any(r.verdict == "fail" for r in reports):
+        embed.set_footer(text="Channels the gate failed stay on the old space; /migrate swap force:True moves them.")
     return embed
 
 

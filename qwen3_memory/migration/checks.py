@@ -321,7 +321,11 @@ def model_location(space: EmbeddingSpace) -> Path | None:
     return path if path.is_dir() else None
 
 
-def _model_source_check(space: EmbeddingSpace) -> Check:
+TARGET_PATH_SETTING = "memory_system.migration.target_embedding_path (target_custom_model.path for a custom target)"
+
+
+def _model_source_check(space: EmbeddingSpace, path_setting: str = TARGET_PATH_SETTING) -> Check:
+    """Where the target model would load from, and whether it is there (``path_setting`` names the setting)."""
     source = space.load_source
     if source.startswith("pkg:"):
         return _packaged_model_check(space)
@@ -331,12 +335,22 @@ def _model_source_check(space: EmbeddingSpace) -> Check:
             return Check(
                 "model",
                 FAIL,
-                f"local model path {path} does not exist: point memory_system.model_overrides.embedding_path "
-                f"at the directory holding {space.model}",
+                f"local model path {path} does not exist: point {path_setting} at the directory holding {space.model}",
             )
         if not any((path / f).is_file() for f in ("config.json", "modules.json")):
             return Check("model", FAIL, f"{path} holds no model (no config.json or modules.json)")
-        return Check("model", PASS, f"local model at {path} ({human_bytes(model_weights_bytes(path))} of weights)")
+        weights = model_weights_bytes(path)
+        if not weights and space.backend == "torch":
+            onnx = any(path.rglob("*.onnx"))
+            return Check(
+                "model",
+                FAIL,
+                f"{path} holds only ONNX weights: declare it as a custom model with backend onnx (needs onnxruntime "
+                "and optimum)"
+                if onnx
+                else f"{path} holds no weights (no .safetensors or .bin file)",
+            )
+        return Check("model", PASS, f"local model at {path} ({human_bytes(weights)} of weights)")
     cached = _hf_cached(source, space.revision)
     if cached is not None:
         return Check("model", PASS, f"{source} is in the Hugging Face cache ({cached})")
@@ -346,7 +360,7 @@ def _model_source_check(space: EmbeddingSpace) -> Check:
             FAIL,
             f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it: on a machine "
             f"with internet run `huggingface-cli download {source}`, copy the folder here and set "
-            "memory_system.model_overrides.embedding_path to it (or unset HF_HUB_OFFLINE to download)",
+            f"{path_setting} to it (or unset HF_HUB_OFFLINE to download)",
         )
     return Check("model", WARN, f"{source} is not cached yet: it will be downloaded from the Hugging Face hub")
 

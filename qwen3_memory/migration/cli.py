@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_memory.errors import SettingsError, UserFacingError
-from qwen3_memory.migration.report import render_status, render_verify
+from qwen3_memory.migration.report import overall_evaluation, render_overall, render_status, render_verify
 from qwen3_memory.migration.strategies import MIN_TRANSFORM_SAMPLE, STRATEGIES
 from qwen3_memory.models.profiles import Profile
+from qwen3_memory.recall.floors import describe_floor_in_use
 from qwen3_memory.settings import PROFILE_NAMES, RANGES, Settings, load_settings
 
 LEGACY_FLAGS = {"--check-only": "check", "--dry-run": "plan", "--migrate": "migrate", "--verify": "verify"}
@@ -263,11 +264,12 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "verify":
             reports = await engine.verify(job_id, args.channel, eval_path=args.eval)
-            emit(
-                args,
-                [r.to_dict() for r in reports],
-                "\n".join(render_verify(r) for r in reports),
-            )
+            overall = overall_evaluation([r.evaluation for r in reports])
+            target = (await engine.status(job_id)).target
+            floor = await describe_floor_in_use(memory.store, target.id, settings.memory.recall.min_score)
+            text = "\n".join(render_verify(r) for r in reports)
+            text += (f"\n\n{render_overall(overall)}" if overall else "") + f"\nscore floor of the new space: {floor}"
+            emit(args, {"channels": [r.to_dict() for r in reports], "overall": overall, "floor": floor}, text)
             return 0 if all(r.passed for r in reports) else 1
         if args.command in ("swap", "rollback"):
             extra = {"force": args.force} if args.command == "swap" else {}
@@ -334,12 +336,15 @@ async def _move_store(args: argparse.Namespace, settings: Settings) -> int:
 async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resume: bool = False) -> int:
     """Run the job here with a terminal progress bar; Ctrl-C pauses it (resume continues)."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if resume:
         await engine.resume(job_id, background=True)
     task = engine.launch(job_id)  # the running task, when resume started it
     status = await engine.status(job_id)
     bar = tqdm(total=status.total, initial=status.done, unit="msg", disable=args.json, dynamic_ncols=True)
+    redirect = logging_redirect_tqdm()  # -v log lines print above the bar, not through it
+    redirect.__enter__()
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=0.5)
@@ -348,7 +353,7 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
                 bar.n = snap["done"]
                 bar.set_postfix(
                     phase=snap["phase"],
-                    channel=snap["channel_id"],
+                    channel=str(snap["channel_id"]),  # an id, not a number tqdm may print as 8.83e+17
                     batch=snap["batch_size"],
                     rss=f"{snap['rss_mb']:.0f}MiB",
                     refresh=False,
@@ -361,6 +366,7 @@ async def _run_with_progress(engine, job_id: int, args: argparse.Namespace, resu
         return 1
     finally:
         bar.close()
+        redirect.__exit__(None, None, None)
     job = task.result()
     status = await engine.status(job_id)
     emit(args, status.to_dict(), render_status(status))

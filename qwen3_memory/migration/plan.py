@@ -25,6 +25,7 @@ from qwen3_memory.migration.checks import (
     model_weights_bytes,
     new_vectors_bytes,
 )
+from qwen3_memory.migration.transform_sample import minimum_sample, transform_outlook
 from qwen3_memory.models.embedding import EmbeddingService
 from qwen3_memory.records import SpaceRecord
 from qwen3_memory.settings import Settings
@@ -33,7 +34,7 @@ from qwen3_memory.units import human_bytes, human_duration
 
 HALFVEC_DIMENSION = 2000  # pgvector's HNSW limit for `vector`; `halfvec` goes to 4000
 ENCODING_STRATEGIES = ("regenerate", "transform")
-TRANSFORM_FIT_SAMPLE = 2048  # messages the transform strategy encodes to fit its map (an estimate's assumption)
+TRANSFORM_FIT_SAMPLE = minimum_sample(1024)  # the fit sample of a 1024-d source: the largest the ETA assumes
 ASSUMED_STORE_RATE = 20_000.0  # vectors/s stored + indexed when no model runs (pad, truncate): assumed, not measured
 STORE_OVERHEAD = 1.2  # storing and indexing on top of the measured encode time
 ACTIVATION_FACTOR = 12  # live activation tensors per token and hidden unit during inference (rough)
@@ -162,6 +163,8 @@ async def make_plan(
     risks += _resource_risks(target_space, bench, eta, peak, disk, memory.settings)
     steps = _steps(memory.settings, store.file_backups, strategy, target_space, plans, sources, eta, backup)
     notes = _notes(plans, channels, bench)
+    if strategy == "transform" and sources:
+        notes.append(transform_outlook(sources[0].dimension, sum(p.to_migrate for p in plans), bench))
     return Plan(
         strategy, target_space, tuple(plans), tuple(steps), bench, eta, basis, peak, disk,
         tuple(dict.fromkeys(risks)), tuple(dict.fromkeys(blockers)), tuple(notes),

@@ -102,10 +102,49 @@ def render_status(status: JobStatus) -> str:
 
 
 def render_verify(report: VerifyReport) -> str:
-    """One line per channel, plus the old-vs-new evaluation table when a labelled set was given."""
+    """One line per channel, its gate verdict, plus the old-vs-new evaluation table when a labelled set was given."""
     text = f"channel {report.channel_id}: {report.summary()}"
+    if report.verdict:
+        text += f"\n  quality gate: {report.verdict}" + "".join(f"\n    {r}" for r in report.verdict_reasons)
     if report.evaluation is not None:
         from qwen3_memory.evaluation import format_channel_evaluation
 
         text += "\n" + format_channel_evaluation(report.evaluation)
     return text
+
+
+def overall_evaluation(evaluations: list[dict | None]) -> dict | None:
+    """Every channel's labelled queries together (``VerifyReport.evaluation`` of each channel): per space and
+    stage the metrics averaged over all queries asked (each channel weighs by its queries), or None when no
+    channel asked any."""
+    from qwen3_memory.evaluation import METRICS
+
+    asked = [e for e in evaluations if e and e.get("queries")]
+    if not asked:
+        return None
+    total = sum(e["queries"] for e in asked)
+    spaces = []
+    for n, first in enumerate(asked[0]["spaces"]):
+        metrics = {}
+        for stage in asked[0]["stages"]:
+            m = {
+                k: sum(e["spaces"][n]["metrics"][stage]["all"][k] * e["queries"] for e in asked) / total
+                for k in METRICS
+            }
+            m["n"], m["p50_ms"] = total, float("nan")
+            metrics[stage] = {"all": m}
+        spaces.append({**{k: first[k] for k in ("key", "model", "dimension")}, "metrics": metrics})
+    return {"queries": total, "channels": len(asked), "stages": asked[0]["stages"], "spaces": spaces}
+
+
+def render_overall(overall: dict) -> str:
+    """The old-vs-new table over every channel's labelled queries (what the migration does to recall)."""
+    from qwen3_memory.evaluation import _table
+
+    rows = [
+        (f"{space['model']} ({space['dimension']}-d)", stage, metrics["all"])
+        for space in overall["spaces"]
+        for stage, metrics in space["metrics"].items()
+    ]
+    head = f"all channels: {overall['queries']} labelled queries in {overall['channels']} channels"
+    return head + "\n" + _table(rows, first="space")

@@ -17,6 +17,9 @@ from qwen3_memory.migration.strategies import MIN_TRANSFORM_SAMPLE, StrategyRefu
 from qwen3_memory.records import StoredMessage
 
 SAMPLE_PER_SOURCE_DIMENSION = 5
+# Measured on the shipped set (README): dense nDCG@10 of a spread fit of 5 per source dimension (1,920 messages,
+# all-MiniLM-L6-v2 -> all-mpnet-base-v2) as a share of regenerate's.
+MEASURED_RETENTION = 0.93  # 0.702 vs 0.753 (the old model: 0.706)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
@@ -70,3 +73,17 @@ def describe_sample(sample: Sequence[StoredMessage]) -> str:
     channels = len({(m.guild_id, m.channel_id) for m in sample})
     cjk = sum(bool(_CJK.search(m.content)) for m in sample)
     return f"{len(sample)} messages from {channels} channels, {cjk / max(1, len(sample)):.0%} in CJK scripts"
+
+
+def transform_outlook(source_dimension: int, to_migrate: int, bench) -> str:
+    """What ``plan`` says about transform: its sample, what it kept where measured, what regenerate would cost."""
+    size = minimum_sample(source_dimension)
+    text = (
+        f"transform fits a linear map on {size} messages spread over the channels ({SAMPLE_PER_SOURCE_DIMENSION} per "
+        f"source dimension); measured on the shipped labelled set, a fit of that size kept {MEASURED_RETENTION:.0%} "
+        "of regenerate's dense nDCG@10, and the quality gate holds back channels where it does worse"
+    )
+    if bench is not None and bench.texts_per_second > 0:
+        seconds = to_migrate / bench.texts_per_second
+        text += f"; regenerate (exact) would encode all {to_migrate} messages: about {seconds:.0f}s"
+    return text

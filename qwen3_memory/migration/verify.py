@@ -72,8 +72,8 @@ class VerifyReport:
     scores_old: list[float] = field(default_factory=list)
     scores_new: list[float] = field(default_factory=list)
     strategy: str = ""
-    regenerated_top10: float | None = None  # transform: exact vectors finding their message (see gate)
-    regenerated_sample: int = 0
+    neighbour_overlap: float | None = None  # transform: exact vs transformed neighbours agree (see gate)
+    overlap_sample: int = 0
     noise: list[float] = field(default_factory=list)  # best cosines of queries with no answer here (floors)
     verdict: str = ""  # the quality gate's pass / warn / fail
     verdict_reasons: list[str] = field(default_factory=list)
@@ -115,7 +115,7 @@ async def verify_channel(
     noise_queries: int = 0,
 ) -> VerifyReport:
     """Check (target, channel); compare with ``source`` on sampled queries when given; then the quality gate's
-    verdict (``strategy`` transform adds the regenerated top-10 check) and ``noise_queries`` for its floor."""
+    verdict (``strategy`` transform adds the neighbour-overlap check) and ``noise_queries`` for its floor."""
     store = memory.store
     report = VerifyReport(
         guild_id, channel_id, target.spec.key, dimension=target.dimension, source_key=source.spec.key if source else ""
@@ -163,11 +163,10 @@ async def _quality(report: VerifyReport, memory: Memory, target: SpaceRecord, st
     report.strategy = strategy
     g, c = report.guild_id, report.channel_id
     if strategy == "transform" and report.vectors and not report.problems:
-        report.regenerated_top10 = await gate.regenerated_top10(memory, target, g, c)
-        report.regenerated_sample = min(gate.REGENERATED_SAMPLE, report.messages)
+        report.neighbour_overlap, report.overlap_sample = await gate.neighbour_overlap(memory, target, g, c)
     if noise and report.vectors and not report.problems:
         report.noise = await noise_scores(memory, target, g, c, noise)
-    verdict = gate.judge(report.problems, report.evaluation, report.regenerated_top10, report.regenerated_sample)
+    verdict = gate.judge(report.problems, report.evaluation, report.neighbour_overlap, report.overlap_sample)
     report.verdict, report.verdict_reasons = verdict.level, list(verdict.reasons)
 
 

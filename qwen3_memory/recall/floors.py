@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 UNCALIBRATED_FLOOR = 0.25  # the old global floor (all-MiniLM-L6-v2): for spaces never verified
-NOISE_QUANTILE = 0.25  # of the best cosines of queries asked where they have no answer (measured, README)
+NOISE_QUANTILE = 0.5  # of the best cosines of queries asked where they have no answer (measured, README)
 LABELLED_RECALL_LOSS = 0.01  # a labelled floor may cost recall@5 less than one point
 NOISE_QUERIES_PER_CHANNEL = 16
 NOISE_BUDGET = 400  # label-free samples per space: later channels of a job ask none (thousands of small channels)
@@ -109,6 +109,14 @@ async def noise_scores(
     queries = await memory.services.get(space.spec).aencode_queries(texts)
     scores, _ = await memory.store.search_many(space, guild_id, channel_id, queries, 1)
     return [float(s) for s in scores[:, 0] if np.isfinite(s) and s > -1e30]
+
+
+async def describe_floor_in_use(store, space_id: int, override: float | None) -> str:
+    """The floor recall applies in a space, and where it comes from (for /memory stats and verify)."""
+    if override is not None:
+        return f"{override:.2f} (recall.min_score, for every space)"
+    found = await get_floor(store, space_id)
+    return found.describe() if found is not None else f"{UNCALIBRATED_FLOOR:.2f} (not calibrated yet: verify sets it)"
 
 
 class FloorCache:
