@@ -107,6 +107,16 @@ def test_fitting_drops_far_neighbours_first_and_keeps_the_hit():
     assert excerpt.fit(50, prompt_line, 400) == []  # a stub of the hit would say nothing
 
 
+def test_a_fitted_excerpt_never_exceeds_its_limit():
+    lines = [message(i, f"line {i} " + "of the long plan " * (i % 5), created_at=NOW + i) for i in range(1, 12)]
+    hits = [Hit(lines[2], 0.9, 0.9, 1), Hit(lines[8], 0.8, 0.8, 1)]
+    (excerpt,) = build_excerpts(hits, lines, before=5, after=5, max_gap_seconds=60)
+    for limit in range(0, 900, 7):
+        fitted = excerpt.fit(limit, prompt_line, 400)
+        assert sum(len(line) for line in fitted) + max(0, len(fitted) - 1) <= limit
+        assert not fitted or any(line.startswith("»") for line in fitted)
+
+
 # ---------------------------------------------------------------------------------------- the library API
 @on_both_backends
 async def test_context_gives_the_answer_around_the_question_with_authors_times_and_links(memory):

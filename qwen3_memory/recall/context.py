@@ -107,30 +107,35 @@ class Excerpt:
             return (1, min(abs(n - h) for h in hit_positions))
 
         kept: dict[int, str] = {}
-        used = 0
         for n in sorted(range(len(self.lines)), key=priority):
-            room = limit - used - (1 if kept else 0) - len(ELLIPSIS) - 1  # its newline, and a hole marker
-            text = render(self.lines[n], line_chars)
-            if len(text) > room:
-                if not self.lines[n].is_hit:
-                    continue
-                chars = room - len(render(self.lines[n], 0))
-                text = render(self.lines[n], chars)
-                while len(text) > room and chars >= MIN_LINE_CHARS:  # escaping made it longer than its text
-                    chars -= len(text) - room
-                    text = render(self.lines[n], chars)
-                if chars < MIN_LINE_CHARS or len(text) > room:
-                    continue
-            kept[n] = text
-            used += len(text) + (1 if len(kept) > 1 else 0)
-        out: list[str] = []
-        previous = None
-        for n in sorted(kept):
-            if previous is not None and n != previous + 1:
-                out.append(ELLIPSIS)
-            out.append(kept[n])
-            previous = n
-        return out if any(self.lines[n].is_hit for n in kept) else []
+            line = self.lines[n]
+            text = render(line, line_chars)
+            over = _length(_assemble({**kept, n: text})) - limit
+            if over > 0 and line.is_hit:  # cut the hit's text to what is left, if that leaves enough of it
+                chars = len(text) - len(render(line, 0)) - over
+                while over > 0 and chars >= MIN_LINE_CHARS:  # escaping may lengthen a cut text: cut again
+                    text = render(line, chars)
+                    over = _length(_assemble({**kept, n: text})) - limit
+                    chars -= max(over, 0)
+            if over <= 0:
+                kept[n] = text
+        return _assemble(kept) if any(self.lines[n].is_hit for n in kept) else []
+
+
+def _assemble(kept: dict[int, str]) -> list[str]:
+    """Kept lines (by position) in order, an ``…`` line where lines between them were left out."""
+    out: list[str] = []
+    previous = None
+    for n in sorted(kept):
+        if previous is not None and n != previous + 1:
+            out.append(ELLIPSIS)
+        out.append(kept[n])
+        previous = n
+    return out
+
+
+def _length(lines: list[str]) -> int:
+    return sum(len(line) for line in lines) + max(0, len(lines) - 1)  # with the newlines between them
 
 
 def clip(text: str, chars: int) -> str:
