@@ -45,6 +45,8 @@ from qwen3_memory.memory import Memory  # noqa: E402
 from qwen3_memory.models.device import DevicePolicy  # noqa: E402
 from qwen3_memory.models.embedding import EmbeddingServices  # noqa: E402
 from qwen3_memory.models.rerank import Reranker  # noqa: E402
+from qwen3_memory.recall.conversation import in_conversation  # noqa: E402
+from qwen3_memory.recall.weighting import LexicalWeighting  # noqa: E402
 from qwen3_memory.records import StoredMessage  # noqa: E402
 from qwen3_memory.settings import default_settings  # noqa: E402
 
@@ -57,7 +59,18 @@ WRITE_BATCH = 2000
 NOISE = 0.01  # per-dimension sigma of the noise added to a copy's vector (cosine to the original ~0.98)
 PREFIXES = ("", "", "btw ", "ok so ", "lol ", "hmm ", "fwiw ", "yeah ", "哈哈 ", "其实 ")
 SUFFIXES = ("", "", " lol", " !!", " (edited)", " 😂", " imo", " 吧", " right?", " tbh")
-STAGES = ("embed query", "dense search", "bm25", "fusion", "floor + fetch", "rerank", "pipeline", "pipeline+rerank")
+STAGES = (
+    "embed query",
+    "dense search",
+    "bm25",
+    "conversation",
+    "fusion",
+    "floor + fetch",
+    "rerank",
+    "pipeline",
+    "pipeline+rerank",
+    "pipeline, no conv.",
+)
 
 
 def log(text: str) -> None:
@@ -139,6 +152,7 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
     space = memory.default_space
     options = memory.recall_options()
     rerank_options = memory.recall_options(rerank=True)
+    before_options = memory.recall_options(conversation=False, bm25_weight_power=0)  # the pipeline before both
     depth = options.search_depth
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
@@ -155,7 +169,12 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         t = lap("dense search", t)
         lexical = await recaller.lexical_candidates(GUILD, CHANNEL, query, depth)
         t = lap("bm25", t)
-        fused = recaller.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
+        dense, lexical = await in_conversation(
+            memory.store, space.id, GUILD, CHANNEL, vector, dense, lexical, options.conversation_options
+        )
+        t = lap("conversation", t)
+        weight = LexicalWeighting(options.bm25_weight, options.bm25_weight_power).for_query([s for _, s in dense])
+        fused = recaller.fuse(dense, lexical, options.rrf_k, weight)
         t = lap("fusion", t)
         similarity = await recaller._similarities(space, [i for i, _ in fused], vector, dict(dense))
         kept = [i for i, _ in fused if similarity.get(i, -2.0) >= options.min_score]
@@ -169,13 +188,15 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         await recaller.recall(GUILD, CHANNEL, query, options)
         t = lap("pipeline", t)
         await recaller.recall(GUILD, CHANNEL, query, rerank_options)
-        lap("pipeline+rerank", t)
+        t = lap("pipeline+rerank", t)
+        await recaller.recall(GUILD, CHANNEL, query, before_options)
+        lap("pipeline, no conv.", t)
     return times
 
 
 def stage_table(results: dict[int, tuple[str, dict[str, list[float]]]]) -> str:
     sizes = sorted(results)
-    header = f"{'stage':<16}" + "".join(f"  {f'{s:,} p50':>11}  {f'{s:,} p99':>11}" for s in sizes)
+    header = f"{'stage':<19}" + "".join(f"  {f'{s:,} p50':>11}  {f'{s:,} p99':>11}" for s in sizes)
     lines = [header, "-" * len(header)]
     for stage in STAGES:
         cells = []
@@ -185,7 +206,7 @@ def stage_table(results: dict[int, tuple[str, dict[str, list[float]]]]) -> str:
                 cells.append(f"  {percentile(values, 50):>11.2f}  {percentile(values, 99):>11.2f}")
             else:
                 cells.append(f"  {'-':>11}  {'-':>11}")
-        lines.append(f"{stage:<16}" + "".join(cells))
+        lines.append(f"{stage:<19}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -238,7 +259,9 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"\nper-stage latency in ms over {len(queries)} queries (k {options.k}, candidates {options.candidates}, "
             f"rrf_k {options.rrf_k}, bm25_weight {options.bm25_weight}, min_score {options.min_score}, "
-            f"rerank {options.rerank_candidates} candidates); pipeline = Recaller.recall with the default settings"
+            f"rerank {options.rerank_candidates} candidates, conversation {options.conversation}); pipeline = "
+            "Recaller.recall with the default settings; 'no conv.' = without the conversation carry and with a "
+            "fixed bm25_weight (the pipeline before them)"
         )
         print(f"indexes: {', '.join(f'{s:,}: {kind}' for s, (kind, _) in sorted(results.items()))}")
         print(stage_table(results))

@@ -40,11 +40,12 @@ class ConversationOptions:
     """How far a question's match carries. Defaults chosen on the tuning split of
     ``tests/data/eval_conversations.jsonl`` and checked on its other split and on ``eval_chat.jsonl``."""
 
-    sources: int = 10  # how many of a list's best candidates may pass their score on
-    lines: int = 6  # to how many following lines of the channel
-    gap_seconds: float = 900.0  # that came at most this long after the source
-    carry: float = 0.9  # the share of a source's (list-normalised) score its followers inherit
-    decay: float = 0.9  # per line further from the source
+    sources: int = 3  # how many of a list's best candidates may pass their score on
+    lines: int = 8  # to how many following lines of the channel
+    gap_seconds: float = 1200.0  # that came at most this long after the source
+    carry: float = 1.0  # the share of a source's (list-normalised) score its followers inherit
+    decay: float = 1.0  # per line further from the source (1: a settled value ten lines on counts as much)
+    own_weight: float = 0.6  # a follower scores max(own, own_weight * own + inherited)
 
     def __post_init__(self) -> None:
         if self.sources < 1 or self.lines < 1:
@@ -83,7 +84,7 @@ def carry_forward(
         share = options.carry * source * options.decay ** (follower.lines - 1)
         inherited[follower.message_id] = max(inherited.get(follower.message_id, 0.0), share)
     order = {i: n for n, i in enumerate(base)}
-    total = {i: s + inherited.get(i, 0.0) for i, s in base.items()}
+    total = {i: max(s, options.own_weight * s + inherited[i]) if i in inherited else s for i, s in base.items()}
     return sorted(((i, s * scale) for i, s in total.items()), key=lambda kv: (-kv[1], order[kv[0]]))
 
 

@@ -56,16 +56,16 @@ class RecallOptions:
     dense: bool = True  # search the read space's vector index
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
-    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1), at the reference spread
-    bm25_weight_power: float = 1.0  # per query, scale bm25_weight by (0.3 / dense spread) ** power (0: fixed)
+    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1) ...
+    bm25_weight_power: float = 1.0  # ... times max(1, (0.15 / dense spread) ** power), at most x4 (0: fixed)
     rerank: bool = False
     rerank_candidates: int = 10  # how many of the best candidates the reranker sees (at least k)
     min_rerank_score: float = 0.0  # reranker probability floor, only when reranking; 0 keeps everything
     candidates: int = 50  # depth of the dense and of the BM25 list before fusion
     conversation: bool = True  # asking lines pass their match on to the lines that follow (recall.conversation)
-    conversation_carry: float = 0.9  # share of an asking line's score that its followers inherit
-    conversation_lines: int = 6  # how many following lines inherit it
-    conversation_gap_seconds: float = 900.0  # within this long after the asking line
+    conversation_carry: float = 1.0  # share of an asking line's score that its followers inherit
+    conversation_lines: int = 8  # how many following lines inherit it
+    conversation_gap_seconds: float = 1200.0  # within this long after the asking line
 
     def __post_init__(self) -> None:
         if self.k < 1:
