@@ -169,9 +169,10 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         t = lap("dense search", t)
         lexical = await recaller.lexical_candidates(GUILD, CHANNEL, query, depth)
         t = lap("bm25", t)
-        dense, lexical = await in_conversation(
+        carried = await in_conversation(
             memory.store, space.id, GUILD, CHANNEL, vector, dense, lexical, options.conversation_options
         )
+        dense, lexical = carried.dense, carried.lexical
         t = lap("conversation", t)
         weight = LexicalWeighting(options.bm25_weight, options.bm25_weight_power).for_query([s for _, s in dense])
         fused = recaller.fuse(dense, lexical, options.rrf_k, weight)

@@ -480,6 +480,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-conversation", action="store_true", help="rank each message by its own words only (no carry to answers)"
     )
+    parser.add_argument(
+        "--rerank-alone", action="store_true", help="the reranker reads an answer without the question it follows"
+    )
     parser.add_argument("--conversation-carry", type=float, default=None, help="share a question passes to its answers")
     parser.add_argument("--conversation-lines", type=int, default=None, help="how many following lines inherit it")
     parser.add_argument("--conversation-gap", type=float, default=None, help="within this many seconds of the question")
@@ -543,6 +546,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 bm25_weight_power=args.bm25_weight_power,
                 rerank_candidates=args.rerank_candidates,
                 conversation=False if args.no_conversation else None,
+                rerank_with_question=False if args.rerank_alone else None,
                 conversation_carry=args.conversation_carry,
                 conversation_lines=args.conversation_lines,
                 conversation_gap_seconds=args.conversation_gap,

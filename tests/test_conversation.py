@@ -104,6 +104,15 @@ async def test_the_answer_outranks_the_question_that_shares_the_query_words(chat
     assert in_conversation.index(5) < in_conversation.index(3)
 
 
+async def test_a_carried_hit_still_reports_its_own_cosine(chat):
+    space = await chat.recaller.read_space(1, 10)
+    query_vector = await chat.recaller.embed_query(space, QUERY)
+    hits = await chat.recaller.recall(1, 10, QUERY, chat.recall_options(k=5, min_score=-1.0))
+    vectors = await chat.store.get_vectors(space.id, [h.message.id for h in hits])
+
+    assert [h.similarity for h in hits] == pytest.approx([float(vectors[h.message.id] @ query_vector) for h in hits])
+
+
 async def test_a_deleted_question_no_longer_lifts_its_answer(chat):
     await chat.capture.delete([3], wait=True)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A message that asks: a question mark (ASCII or full-width), or a Chinese question particle or word.
 _ASKS = re.compile(r"[?？]|[吗呢么][\s。！!~～]*$|怎么|为什么|什么|哪|谁|几点|如何|有没有")
@@ -88,6 +88,16 @@ def carry_forward(
     return sorted(((i, s * scale) for i, s in total.items()), key=lambda kv: (-kv[1], order[kv[0]]))
 
 
+@dataclass(frozen=True)
+class CarriedLists:
+    """The lists after :func:`carry_forward`, and for each follower the asking line it follows (its
+    closest source's text), which a reranker reads before the follower: an answer alone says little."""
+
+    dense: list[tuple[int, float]] | None
+    lexical: list[tuple[int, float]] | None
+    asked: dict[int, str] = field(default_factory=dict)
+
+
 async def in_conversation(
     store,
     space_id: int,
@@ -97,7 +107,7 @@ async def in_conversation(
     dense: list[tuple[int, float]] | None,
     lexical: list[tuple[int, float]] | None,
     options: ConversationOptions,
-) -> tuple[list[tuple[int, float]] | None, list[tuple[int, float]] | None]:
+) -> CarriedLists:
     """The dense and lexical lists with :func:`carry_forward` applied (two store reads, one vector read).
 
     Followers of a dense source that the dense list lacks are scored by their stored vector in
@@ -106,12 +116,12 @@ async def in_conversation(
     """
     heads = {i for ranked in (dense, lexical) if ranked for i, _ in ranked[: options.sources]}
     if not heads:
-        return dense, lexical
+        return CarriedLists(dense, lexical)
     messages = await store.get_messages(sorted(heads))
     sources = [(i, m.created_at) for i, m in sorted(messages.items()) if asks(m.content)]
     links = await store.following_messages(guild_id, channel_id, sources, options.lines, options.gap_seconds)
     if not links:
-        return dense, lexical
+        return CarriedLists(dense, lexical)
     followers = [Follower(follower, source, lines) for source, follower, lines in links]
     if dense:
         known = dict(dense)
@@ -121,7 +131,10 @@ async def in_conversation(
         dense = carry_forward(dense, _within(followers, dense, options), own, options)
     if lexical:
         lexical = carry_forward(lexical, _within(followers, lexical, options), {}, options)
-    return dense, lexical
+    asked: dict[int, str] = {}
+    for follower in sorted(followers, key=lambda f: f.lines):
+        asked.setdefault(follower.message_id, messages[follower.source_id].content)
+    return CarriedLists(dense, lexical, asked)
 
 
 def _within(followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options) -> list[Follower]:

@@ -66,6 +66,7 @@ class RecallOptions:
     conversation_carry: float = 1.0  # share of an asking line's score that its followers inherit
     conversation_lines: int = 8  # how many following lines inherit it
     conversation_gap_seconds: float = 1200.0  # within this long after the asking line
+    rerank_with_question: bool = True  # the reranker reads an answer after the asking line it follows
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -207,16 +208,20 @@ class Recaller:
         order = {item: n for n, item in enumerate(scores)}
         return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
-    async def rerank(self, query: str, hits: Sequence[Hit], options: RecallOptions) -> list[Hit]:
+    async def rerank(
+        self, query: str, hits: Sequence[Hit], options: RecallOptions, asked: dict[int, str] | None = None
+    ) -> list[Hit]:
         """The first ``rerank_depth`` hits ordered by the reranker, under ``min_rerank_score`` dropped.
 
-        Without a usable reranker the hits come back in their order, unscored.
+        ``asked``: for a hit that follows an asking line, that line's text, which the reranker reads
+        first (question, then answer). Without a usable reranker the hits come back in their order, unscored.
         """
         pool = list(hits[: options.rerank_depth])
         if not pool or not self._reranker_usable():
             return pool
         try:
-            scores = await self.reranker.ascore(query, [h.message.content for h in pool])
+            documents = [_with_question(h.message.content, (asked or {}).get(h.message.id)) for h in pool]
+            scores = await self.reranker.ascore(query, documents)
         except ModelUnavailable as exc:
             self.reranker_error = str(exc)
             log.error("reranking is off until restart: %s", exc)
@@ -280,13 +285,16 @@ class Recaller:
             lexical = await self.lexical_candidates(guild_id, channel_id, query, depth)
         weighting = LexicalWeighting(options.bm25_weight, options.bm25_weight_power)
         bm25_weight = weighting.for_query([s for _, s in dense or ()])
+        asked: dict[int, str] = {}
+        cosines = dict(dense or ())  # the dense list's own scores: after the carry they are no cosines
         if (conversation := options.conversation_options) is not None:
-            dense, lexical = await in_conversation(
+            carried = await in_conversation(
                 self.store, space.id, guild_id, channel_id, query_vector, dense, lexical, conversation
             )
+            dense, lexical, asked = carried.dense, carried.lexical, carried.asked
         ranked = self.fuse(dense, lexical, options.rrf_k, bm25_weight)
         if query_vector is not None:
-            similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
+            similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, cosines)
             ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= options.min_score]
         else:
             similarity = {}
@@ -298,7 +306,7 @@ class Recaller:
             if i in messages and messages[i].guild_id == guild_id and messages[i].channel_id == channel_id
         ]
         if options.rerank:
-            hits = await self.rerank(query, hits, options)
+            hits = await self.rerank(query, hits, options, asked if options.rerank_with_question else {})
         return hits[: options.k]
 
     async def _similarities(
@@ -312,3 +320,8 @@ class Recaller:
             for message_id, vector in (await self.store.get_vectors(space.id, missing)).items():
                 result[message_id] = float(vector @ query_vector)
         return result
+
+
+def _with_question(content: str, question: str | None) -> str:
+    """What the reranker reads of a hit: the asking line it follows first, when it follows one."""
+    return content if question is None else f"{question}\n{content}"
