@@ -121,7 +121,7 @@ class RecallSettings:
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
     bm25_weight: float = 0.7  # raised per query where the dense list is flat; see recall/weighting.py
-    bm25_weight_power: float = 1.0  # per query: bm25_weight * max(1, (0.15 / spread) ** power), at most x4; 0: fixed
+    bm25_weight_power: float = 1.0  # per query: bm25_weight * max(1, (0.2 / spread) ** power), at most x4; 0: fixed
     rerank: bool = False
     rerank_candidates: int = 10  # the best candidates the reranker re-orders (at least k of them)
     min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off

@@ -72,9 +72,9 @@ def test_a_follower_keeps_its_own_score_when_that_is_higher():
 
 
 def test_the_lexical_weight_grows_as_the_dense_list_flattens():
-    weighting = LexicalWeighting(weight=0.7, power=1.0)  # reference spread 0.15
-    steep = [0.9] + [0.6] * 8 + [0.3]  # spread 0.6: (0.15 / 0.6) = x0.25, but never below the weight: x1
-    flat = [0.70] + [0.66] * 8 + [0.625]  # spread 0.075: half the reference -> x2
+    weighting = LexicalWeighting(weight=0.7, power=1.0)  # reference spread 0.2
+    steep = [0.9] + [0.6] * 8 + [0.3]  # spread 0.6: (0.2 / 0.6) = x0.33, but never below the weight: x1
+    flat = [0.70] + [0.66] * 8 + [0.60]  # spread 0.1: half the reference -> x2
     level = [0.5] * 10  # no spread at all: capped at x4
 
     assert weighting.for_query(steep) == pytest.approx(0.7)

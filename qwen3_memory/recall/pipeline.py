@@ -57,7 +57,7 @@ class RecallOptions:
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
     bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1) ...
-    bm25_weight_power: float = 1.0  # ... times max(1, (0.15 / dense spread) ** power), at most x4 (0: fixed)
+    bm25_weight_power: float = 1.0  # ... times max(1, (0.2 / dense spread) ** power), at most x4 (0: fixed)
     rerank: bool = False
     rerank_candidates: int = 10  # how many of the best candidates the reranker sees (at least k)
     min_rerank_score: float = 0.0  # reranker probability floor, only when reranking; 0 keeps everything

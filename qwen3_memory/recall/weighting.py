@@ -4,7 +4,7 @@ A fixed BM25 weight lets a weak dense list push good lexical hits down: an Engli
 Chinese text gives every message of a channel nearly the same cosine, and reciprocal-rank fusion
 reads those near-ties as a confident order. How far the dense list's best candidate stands above its
 tenth says how much that order means, in any embedding space and any language, without knowing the
-model: where the dense list is flat (a spread under 0.15) the lexical list weighs more.
+model: where the dense list is flat (a spread under 0.2) the lexical list weighs more.
 
 Chosen on the tuning split of ``tests/data/eval_conversations.jsonl`` and on ``eval_chat.jsonl``:
 lowering the weight where the dense list is steep cost English queries more than it gained, so the
@@ -27,7 +27,7 @@ class LexicalWeighting:
     power: float = 1.0  # 0: a fixed weight, as before
     lowest: float = 1.0  # bounds of the factor: the weight never drops below the configured one ...
     highest: float = 4.0  # ... and one list never silences the other
-    reference: float = 0.15  # the spread under which the dense order is taken as weak
+    reference: float = 0.2  # the spread under which the dense order is taken as weak
 
     def for_query(self, dense_scores: Sequence[float]) -> float:
         """The lexical list's weight for one query whose dense candidates scored ``dense_scores`` (best first)."""
