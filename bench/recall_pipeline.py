@@ -48,6 +48,8 @@ from qwen3_memory.memory import Memory  # noqa: E402
 from qwen3_memory.models.device import DevicePolicy  # noqa: E402
 from qwen3_memory.models.embedding import EmbeddingServices  # noqa: E402
 from qwen3_memory.models.rerank import Reranker  # noqa: E402
+from qwen3_memory.recall.conversation import in_conversation  # noqa: E402
+from qwen3_memory.recall.weighting import LexicalWeighting  # noqa: E402
 from qwen3_memory.records import StoredMessage  # noqa: E402
 from qwen3_memory.settings import default_settings  # noqa: E402
 
@@ -60,7 +62,18 @@ WRITE_BATCH = 2000
 NOISE = 0.01  # per-dimension sigma of the noise added to a copy's vector (cosine to the original ~0.98)
 PREFIXES = ("", "", "btw ", "ok so ", "lol ", "hmm ", "fwiw ", "yeah ", "哈哈 ", "其实 ")
 SUFFIXES = ("", "", " lol", " !!", " (edited)", " 😂", " imo", " 吧", " right?", " tbh")
-STAGES = ("embed query", "dense search", "bm25", "fusion", "floor + fetch", "rerank", "pipeline", "pipeline+rerank")
+STAGES = (
+    "embed query",
+    "dense search",
+    "bm25",
+    "conversation",
+    "fusion",
+    "floor + fetch",
+    "rerank",
+    "pipeline",
+    "pipeline+rerank",
+    "pipeline, no conv.",
+)
 # The whole pipeline with filters (no rerank): one author of 37 (~2.7% of the channel), the newest tenth of the
 # channel by time, both, and the recency preference alone; then the excerpts around the hits (neighbours read).
 FILTERED = ("+ author", "+ newest 10%", "+ author, newest 10%", "+ recent first", "excerpts of hits")
@@ -145,6 +158,7 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
     space = memory.default_space
     options = memory.recall_options()
     rerank_options = memory.recall_options(rerank=True)
+    before_options = memory.recall_options(conversation=False, bm25_weight_power=0)  # the pipeline before both
     depth = options.search_depth
     times: dict[str, list[float]] = {stage: [] for stage in STAGES + FILTERED}
     size = await memory.store.count_messages(GUILD, CHANNEL)
@@ -166,13 +180,20 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         vector = await recaller.embed_query(space, query)
         t = lap("embed query", t)
         dense = await recaller.dense_candidates(space, GUILD, CHANNEL, vector, depth)
+        cosines = dict(dense)  # the dense list's own scores: after the carry they are no cosines
         t = lap("dense search", t)
         lexical = await recaller.lexical_candidates(GUILD, CHANNEL, query, depth)
         t = lap("bm25", t)
-        fused = recaller.fuse(dense, lexical, options.rrf_k, options.bm25_weight)
+        carried = await in_conversation(
+            memory.store, space.id, GUILD, CHANNEL, vector, dense, lexical, options.conversation_options
+        )
+        dense, lexical = carried.dense, carried.lexical
+        t = lap("conversation", t)
+        weight = LexicalWeighting(options.bm25_weight, options.bm25_weight_power).for_query([s for _, s in dense])
+        fused = recaller.fuse(dense, lexical, options.rrf_k, weight)
         t = lap("fusion", t)
         floor = options.min_score if options.min_score is not None else await recaller.floors.floor(space.id)
-        similarity = await recaller._similarities(space, [i for i, _ in fused], vector, dict(dense))
+        similarity = await recaller._similarities(space, [i for i, _ in fused], vector, cosines)
         kept = [i for i, _ in fused if similarity.get(i, -2.0) >= floor]
         messages = await memory.store.get_messages(kept[: rerank_options.rerank_depth])
         t = lap("floor + fetch", t)
@@ -184,7 +205,9 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         await recaller.recall(GUILD, CHANNEL, query, options)
         t = lap("pipeline", t)
         hits = await recaller.recall(GUILD, CHANNEL, query, rerank_options)
-        lap("pipeline+rerank", t)
+        t = lap("pipeline+rerank", t)
+        await recaller.recall(GUILD, CHANNEL, query, before_options)
+        lap("pipeline, no conv.", t)
         for stage, chosen in filters.items():
             t = time.perf_counter()
             await recaller.recall(GUILD, CHANNEL, query, options, filters=chosen)
@@ -260,7 +283,9 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"\nper-stage latency in ms over {len(queries)} queries (k {options.k}, candidates {options.candidates}, "
             f"rrf_k {options.rrf_k}, bm25_weight {options.bm25_weight}, min_score {options.min_score}, "
-            f"rerank {options.rerank_candidates} candidates); pipeline = Recaller.recall with the default settings"
+            f"rerank {options.rerank_candidates} candidates, conversation {options.conversation}); pipeline = "
+            "Recaller.recall with the default settings; 'no conv.' = without the conversation carry and with a "
+            "fixed bm25_weight (the pipeline before them)"
         )
         print(f"indexes: {', '.join(f'{s:,}: {kind}' for s, (kind, _) in sorted(results.items()))}")
         print(stage_table(results))

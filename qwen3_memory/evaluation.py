@@ -170,10 +170,14 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summarize(runs: Sequence[QueryRun]) -> dict[str, Any]:
-    """Metrics over all runs, and per language, per kind and per language/kind of query."""
+    """Metrics over all runs, and per language, per kind and per language/kind of query (and per split
+    and split/language where the set has splits)."""
     groups: dict[str, dict[str, list[QueryRun]]] = {"lang": {}, "kind": {}, "lang_kind": {}}
     for run in runs:
         q = run.query
+        if q.split:
+            groups.setdefault("split", {}).setdefault(q.split, []).append(run)
+            groups.setdefault("split_lang", {}).setdefault(f"{q.split}/{q.lang or '?'}", []).append(run)
         groups["lang"].setdefault(q.lang or "?", []).append(run)
         groups["kind"].setdefault(q.kind or "?", []).append(run)
         groups["lang_kind"].setdefault(f"{q.lang or '?'}/{q.kind or '?'}", []).append(run)
@@ -427,8 +431,8 @@ def format_results(results: dict[str, dict[str, Any]]) -> str:
     """Per slice (all, each language, each kind, each language/kind) one row per stage."""
     first = next(iter(results.values()))
     slices = [("all", ("all",))]
-    for group in ("lang", "kind", "lang_kind"):
-        slices.extend((value, (group, value)) for value in first[group])
+    for group in ("lang", "kind", "lang_kind", "split", "split_lang"):
+        slices.extend((value, (group, value)) for value in first.get(group, ()))
     rows = []
     for name, path in slices:
         for stage, summary in results.items():
@@ -467,9 +471,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     parser.add_argument("--limit", type=int, default=None, help="ask only this many queries, evenly spread")
-    parser.add_argument(
-        "--split", default="", help="ask only the queries of this split (tune or check), if the set has them"
-    )
+    parser.add_argument("--split", default="", help="ask only the queries of this split (tune or check), if any")
     parser.add_argument("--embedding-path", default="", help="load the profile's embedding model from this directory")
     parser.add_argument(
         "--model",
@@ -484,9 +486,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, default=None, help="dense and BM25 depth before fusion")
     parser.add_argument("--rrf-k", type=int, default=None, help="reciprocal-rank fusion constant")
     parser.add_argument("--bm25-weight", type=float, default=None, help="weight of the BM25 list in the fusion")
+    parser.add_argument(
+        "--bm25-weight-power", type=float, default=None, help="per-query raise of the BM25 weight (0: a fixed weight)"
+    )
     parser.add_argument("--rerank-candidates", type=int, default=None, help="candidates the reranker re-orders")
     parser.add_argument(
         "--no-conversation", action="store_true", help="rank each message by its own words only (no carry to answers)"
+    )
+    parser.add_argument(
+        "--rerank-alone", action="store_true", help="the reranker reads an answer without the question it follows"
     )
     parser.add_argument("--conversation-carry", type=float, default=None, help="share a question passes to its answers")
     parser.add_argument("--conversation-lines", type=int, default=None, help="how many following lines inherit it")
@@ -557,8 +565,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 candidates=args.candidates,
                 rrf_k=args.rrf_k,
                 bm25_weight=args.bm25_weight,
+                bm25_weight_power=args.bm25_weight_power,
                 rerank_candidates=args.rerank_candidates,
                 conversation=False if args.no_conversation else None,
+                rerank_with_question=False if args.rerank_alone else None,
                 conversation_carry=args.conversation_carry,
                 conversation_lines=args.conversation_lines,
                 conversation_gap_seconds=args.conversation_gap,
@@ -608,9 +618,9 @@ def run(args: argparse.Namespace) -> int:
     options = report["options"]
     print(
         f"candidates {options['candidates']}, rrf_k {options['rrf_k']}, bm25_weight {options['bm25_weight']}, "
-        f"rerank_candidates {options['rerank_candidates']}; conversation {options['conversation']} (carry "
-        f"{options['conversation_carry']}, lines {options['conversation_lines']}, gap {options['conversation_gap_seconds']:.0f}s)"
-        f"; {report['floors']}\n"
+        f"bm25_weight_power {options['bm25_weight_power']}, rerank_candidates {options['rerank_candidates']}; "
+        f"conversation {options['conversation']} (carry {options['conversation_carry']}, lines "
+        f"{options['conversation_lines']}, gap {options['conversation_gap_seconds']:.0f}s); {report['floors']}\n"
     )
     print(format_results(report["stages"]))
     if "thresholds" in report:

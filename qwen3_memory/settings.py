@@ -171,16 +171,16 @@ class RecallSettings:
     dense: bool = True  # vector search in the channel's read space
     hybrid: bool = True  # also FTS5 BM25, fused by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # fusion: score = 1 / (rrf_k + dense rank) + bm25_weight / (rrf_k + BM25 rank)
-    bm25_weight: float = 0.7  # at a dense spread (1st minus 10th cosine) of 0.3; see recall/weighting.py
-    bm25_weight_power: float = 1.0  # per query: bm25_weight * (0.3 / spread) ** power, within x0.25..x4; 0: fixed
+    bm25_weight: float = 0.7  # raised per query where the dense list is flat; see recall/weighting.py
+    bm25_weight_power: float = 1.0  # per query: bm25_weight * max(1, (0.2 / spread) ** power), at most x4; 0: fixed
     rerank: bool = False
     rerank_candidates: int = 10  # the best candidates the reranker re-orders (at least k of them)
     min_rerank_score: float = 0.0  # reranker probability floor, applied only when reranking; 0: off
     candidates: int = 50
     conversation: bool = True  # an asking line's match carries to the lines after it (see recall/conversation.py)
-    conversation_carry: float = 0.9
-    conversation_lines: int = 6
-    conversation_gap_seconds: float = 900.0
+    conversation_carry: float = 1.0
+    conversation_lines: int = 8
+    conversation_gap_seconds: float = 1200.0
     user_cooldown_seconds: float = 5.0
 
 

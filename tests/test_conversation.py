@@ -46,7 +46,7 @@ def test_carry_forward_adds_a_share_of_the_asking_line_to_its_followers():
     # list [(1, 0.8), (2, 0.4)], normalised by its best (0.8): 1 -> 1.0, 2 -> 0.5
     # follower 3 of source 1, one line after, own 0.2 / 0.8 = 0.25: 0.25 + 0.9 * 1.0 * 0.9**0 = 1.15
     # follower 2 of source 1, two lines after: 0.5 + 0.9 * 1.0 * 0.9**1 = 1.31
-    options = ConversationOptions(carry=0.9, decay=0.9)
+    options = ConversationOptions(carry=0.9, decay=0.9, own_weight=1.0)
     ranked = carry_forward([(1, 0.8), (2, 0.4)], [Follower(3, 1, 1), Follower(2, 1, 2)], {3: 0.2}, options)
 
     assert [i for i, _ in ranked] == [2, 3, 1]
@@ -57,19 +57,27 @@ def test_carry_forward_adds_a_share_of_the_asking_line_to_its_followers():
 
 def test_carry_forward_passes_on_only_what_a_source_earned_itself():
     # 1 -> 2 -> 3: 3 inherits from 2's own score (0.5), not from what 2 inherited from 1
-    options = ConversationOptions(carry=1.0, decay=1.0)
+    options = ConversationOptions(carry=1.0, decay=1.0, own_weight=1.0)
     ranked = dict(carry_forward([(1, 1.0), (2, 0.5)], [Follower(2, 1, 1), Follower(3, 2, 1)], {}, options))
 
     assert ranked == {1: pytest.approx(1.0), 2: pytest.approx(1.5), 3: pytest.approx(0.5)}
 
 
+def test_a_follower_keeps_its_own_score_when_that_is_higher():
+    # own_weight 0.6: follower 2 scores max(0.9, 0.6 * 0.9 + 1.0 * 0.2) = max(0.9, 0.74) = 0.9
+    options = ConversationOptions(carry=1.0, decay=1.0, own_weight=0.6)
+    ranked = dict(carry_forward([(2, 0.9), (1, 0.2), (3, 1.0)], [Follower(2, 1, 1)], {}, options))
+
+    assert ranked[2] == pytest.approx(0.9)
+
+
 def test_the_lexical_weight_grows_as_the_dense_list_flattens():
-    weighting = LexicalWeighting(weight=0.7, power=1.0)
-    steep = [0.9] + [0.6] * 8 + [0.3]  # spread 0.6: half the reference -> x0.5
-    flat = [0.70] + [0.66] * 8 + [0.55]  # spread 0.15: twice the reference -> x2
+    weighting = LexicalWeighting(weight=0.7, power=1.0)  # reference spread 0.2
+    steep = [0.9] + [0.6] * 8 + [0.3]  # spread 0.6: (0.2 / 0.6) = x0.33, but never below the weight: x1
+    flat = [0.70] + [0.66] * 8 + [0.60]  # spread 0.1: half the reference -> x2
     level = [0.5] * 10  # no spread at all: capped at x4
 
-    assert weighting.for_query(steep) == pytest.approx(0.35)
+    assert weighting.for_query(steep) == pytest.approx(0.7)
     assert weighting.for_query(flat) == pytest.approx(1.4)
     assert weighting.for_query(level) == pytest.approx(2.8)
     assert LexicalWeighting(weight=0.7, power=0).for_query(flat) == 0.7
@@ -94,6 +102,15 @@ async def test_the_answer_outranks_the_question_that_shares_the_query_words(chat
     assert alone.index(3) < alone.index(5)  # by its own words the question wins
     assert in_conversation[0] == 5
     assert in_conversation.index(5) < in_conversation.index(3)
+
+
+async def test_a_carried_hit_still_reports_its_own_cosine(chat):
+    space = await chat.recaller.read_space(1, 10)
+    query_vector = await chat.recaller.embed_query(space, QUERY)
+    hits = await chat.recaller.recall(1, 10, QUERY, chat.recall_options(k=5, min_score=-1.0))
+    vectors = await chat.store.get_vectors(space.id, [h.message.id for h in hits])
+
+    assert [h.similarity for h in hits] == pytest.approx([float(vectors[h.message.id] @ query_vector) for h in hits])
 
 
 async def test_a_deleted_question_no_longer_lifts_its_answer(chat):

@@ -142,10 +142,15 @@ async def test_bm25_alone_embeds_nothing_and_has_no_cosine(memory, monkeypatch):
     spy = Spy(monkeypatch, memory.recaller)
 
     hits = await memory.recaller.recall(1, 10, "ramen downtown", memory.recall_options(dense=False))
+    words_only = await memory.recaller.recall(
+        1, 10, "ramen downtown", memory.recall_options(dense=False, conversation=False)
+    )
 
     assert not spy.calls["embed_query"]
-    assert [h.message.content for h in hits] == [CHAT[6]]  # only one message shares a word with the query
-    assert math.isnan(hits[0].similarity) and hits[0].score > 0  # ordered by the BM25 score
+    assert [h.message.content for h in words_only] == [CHAT[6]]  # only one message shares a word with the query
+    # the question passes its score on to the next line (tests/test_conversation.py), still without a cosine
+    assert [h.message.content for h in hits] == [CHAT[6], CHAT[7]]
+    assert all(math.isnan(h.similarity) and h.score > 0 for h in hits)  # ordered by the BM25 score
 
 
 async def test_hybrid_scores_are_weighted_reciprocal_ranks(memory):

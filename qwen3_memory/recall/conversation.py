@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 
@@ -42,11 +42,12 @@ class ConversationOptions:
     """How far a question's match carries. Defaults chosen on the tuning split of
     ``tests/data/eval_conversations.jsonl`` and checked on its other split and on ``eval_chat.jsonl``."""
 
-    sources: int = 10  # how many of a list's best candidates may pass their score on
-    lines: int = 6  # to how many following lines of the channel
-    gap_seconds: float = 900.0  # that came at most this long after the source
-    carry: float = 0.9  # the share of a source's (list-normalised) score its followers inherit
-    decay: float = 0.9  # per line further from the source
+    sources: int = 3  # how many of a list's best candidates may pass their score on
+    lines: int = 8  # to how many following lines of the channel
+    gap_seconds: float = 1200.0  # that came at most this long after the source
+    carry: float = 1.0  # the share of a source's (list-normalised) score its followers inherit
+    decay: float = 1.0  # per line further from the source (1: a settled value ten lines on counts as much)
+    own_weight: float = 0.6  # a follower scores max(own, own_weight * own + inherited)
 
     def __post_init__(self) -> None:
         if self.sources < 1 or self.lines < 1:
@@ -85,8 +86,18 @@ def carry_forward(
         share = options.carry * source * options.decay ** (follower.lines - 1)
         inherited[follower.message_id] = max(inherited.get(follower.message_id, 0.0), share)
     order = {i: n for n, i in enumerate(base)}
-    total = {i: s + inherited.get(i, 0.0) for i, s in base.items()}
+    total = {i: max(s, options.own_weight * s + inherited[i]) if i in inherited else s for i, s in base.items()}
     return sorted(((i, s * scale) for i, s in total.items()), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+@dataclass(frozen=True)
+class CarriedLists:
+    """The lists after :func:`carry_forward`, and for each follower the asking line it follows (its
+    closest source's text), which a reranker reads before the follower: an answer alone says little."""
+
+    dense: list[tuple[int, float]] | None
+    lexical: list[tuple[int, float]] | None
+    asked: dict[int, str] = field(default_factory=dict)
 
 
 async def in_conversation(
@@ -99,7 +110,7 @@ async def in_conversation(
     lexical: list[tuple[int, float]] | None,
     options: ConversationOptions,
     filters: RecallFilters = NO_FILTERS,
-) -> tuple[list[tuple[int, float]] | None, list[tuple[int, float]] | None]:
+) -> CarriedLists:
     """The dense and lexical lists with :func:`carry_forward` applied (two store reads, one vector read).
 
     Followers of a dense source that the dense list lacks are scored by their stored vector in
@@ -108,12 +119,12 @@ async def in_conversation(
     """
     heads = {i for ranked in (dense, lexical) if ranked for i, _ in ranked[: options.sources]}
     if not heads:
-        return dense, lexical
+        return CarriedLists(dense, lexical)
     messages = await store.get_messages(sorted(heads))
     sources = [(i, m.created_at) for i, m in sorted(messages.items()) if asks(m.content)]
     links = await store.following_messages(guild_id, channel_id, sources, options.lines, options.gap_seconds)
     if not links:
-        return dense, lexical
+        return CarriedLists(dense, lexical)
     if filters.restricts:  # an answer outside the filters (another author, another time) is not returned
         admitted = await store.get_messages(sorted({follower for _, follower, _ in links}))
         links = [link for link in links if (m := admitted.get(link[1])) and filters.admits(m.author_id, m.created_at)]
@@ -126,7 +137,10 @@ async def in_conversation(
         dense = carry_forward(dense, _within(followers, dense, options), own, options)
     if lexical:
         lexical = carry_forward(lexical, _within(followers, lexical, options), {}, options)
-    return dense, lexical
+    asked: dict[int, str] = {}
+    for follower in sorted(followers, key=lambda f: f.lines):
+        asked.setdefault(follower.message_id, messages[follower.source_id].content)
+    return CarriedLists(dense, lexical, asked)
 
 
 def _within(followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options) -> list[Follower]:

@@ -65,16 +65,17 @@ class RecallOptions:
     dense: bool = True  # search the read space's vector index
     hybrid: bool = True  # also BM25 (FTS5), fused with dense by reciprocal rank; with dense off: BM25 alone
     rrf_k: int = 1  # reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank)
-    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1), at the reference spread
-    bm25_weight_power: float = 1.0  # per query, scale bm25_weight by (0.3 / dense spread) ** power (0: fixed)
+    bm25_weight: float = 0.7  # weight of the BM25 list in the fusion (the dense list weighs 1) ...
+    bm25_weight_power: float = 1.0  # ... times max(1, (0.2 / dense spread) ** power), at most x4 (0: fixed)
     rerank: bool = False
     rerank_candidates: int = 10  # how many of the best candidates the reranker sees (at least k)
     min_rerank_score: float = 0.0  # reranker probability floor, only when reranking; 0 keeps everything
     candidates: int = 50  # depth of the dense and of the BM25 list before fusion
     conversation: bool = True  # asking lines pass their match on to the lines that follow (recall.conversation)
-    conversation_carry: float = 0.9  # share of an asking line's score that its followers inherit
-    conversation_lines: int = 6  # how many following lines inherit it
-    conversation_gap_seconds: float = 900.0  # within this long after the asking line
+    conversation_carry: float = 1.0  # share of an asking line's score that its followers inherit
+    conversation_lines: int = 8  # how many following lines inherit it
+    conversation_gap_seconds: float = 1200.0  # within this long after the asking line
+    rerank_with_question: bool = True  # the reranker reads an answer after the asking line it follows
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -222,16 +223,20 @@ class Recaller:
         order = {item: n for n, item in enumerate(scores)}
         return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
-    async def rerank(self, query: str, hits: Sequence[Hit], options: RecallOptions) -> list[Hit]:
+    async def rerank(
+        self, query: str, hits: Sequence[Hit], options: RecallOptions, asked: dict[int, str] | None = None
+    ) -> list[Hit]:
         """The first ``rerank_depth`` hits ordered by the reranker, under ``min_rerank_score`` dropped.
 
-        Without a usable reranker the hits come back in their order, unscored.
+        ``asked``: for a hit that follows an asking line, that line's text, which the reranker reads
+        first (question, then answer). Without a usable reranker the hits come back in their order, unscored.
         """
         pool = list(hits[: options.rerank_depth])
         if not pool or not self._reranker_usable():
             return pool
         try:
-            scores = await self.reranker.ascore(query, [h.message.content for h in pool])
+            documents = [_with_question(h.message.content, (asked or {}).get(h.message.id)) for h in pool]
+            scores = await self.reranker.ascore(query, documents)
         except ModelUnavailable as exc:
             self.reranker_error = str(exc)
             log.error("reranking is off until restart: %s", exc)
@@ -300,14 +305,17 @@ class Recaller:
             lexical = await self.lexical_candidates(guild_id, channel_id, query, depth, filters)
         weighting = LexicalWeighting(options.bm25_weight, options.bm25_weight_power)
         bm25_weight = weighting.for_query([s for _, s in dense or ()])
+        asked: dict[int, str] = {}
+        cosines = dict(dense or ())  # the dense list's own scores: after the carry they are no cosines
         if (conversation := options.conversation_options) is not None:
-            dense, lexical = await in_conversation(
+            carried = await in_conversation(
                 self.store, space.id, guild_id, channel_id, query_vector, dense, lexical, conversation, filters
             )
+            dense, lexical, asked = carried.dense, carried.lexical, carried.asked
         ranked = self.fuse(dense, lexical, options.rrf_k, bm25_weight)
         if query_vector is not None:
             floor = options.min_score if options.min_score is not None else await self.floors.floor(space.id)
-            similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, dict(dense or ()))
+            similarity = await self._similarities(space, [i for i, _ in ranked], query_vector, cosines)
             ranked = [(i, s) for i, s in ranked if i in similarity and similarity[i] >= floor]
         else:
             similarity = {}
@@ -321,7 +329,7 @@ class Recaller:
             if i in messages and messages[i].guild_id == guild_id and messages[i].channel_id == channel_id
         ]
         if options.rerank:
-            hits = await self.rerank(query, hits, options)
+            hits = await self.rerank(query, hits, options, asked if options.rerank_with_question else {})
         return hits[: options.k]
 
     async def _similarities(
@@ -335,3 +343,8 @@ class Recaller:
             for message_id, vector in (await self.store.get_vectors(space.id, missing)).items():
                 result[message_id] = float(vector @ query_vector)
         return result
+
+
+def _with_question(content: str, question: str | None) -> str:
+    """What the reranker reads of a hit: the asking line it follows first, when it follows one."""
+    return content if question is None else f"{question}\n{content}"

@@ -34,6 +34,7 @@ snowflake ids, ``reply_to`` when the message is a reply), then queries. Determin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -110,7 +111,8 @@ def parse(text: str) -> tuple[list[Block], dict[str, list[tuple[str, str]]]]:
             reply = int(message["reply"]) if message["reply"] is not None else None
             if reply is not None and reply >= len(block.messages):
                 raise ValueError(f"line {number}: reply to message {reply} that does not exist yet")
-            block.messages.append((message["author"], message["text"].replace("\\n", "\n"), reply, bool(message["rel"])))
+            text = message["text"].replace("\\n", "\n")
+            block.messages.append((message["author"], text, reply, bool(message["rel"])))
         else:
             raise ValueError(f"line {number}: not a message or query: {line!r}")
     return blocks, distractors
@@ -126,46 +128,56 @@ def author_id(name: str) -> int:
     return 700_000_000_000_000_000 + sum(ord(c) * 7919**i for i, c in enumerate(name)) % 10**17
 
 
+@dataclass
+class Timeline:
+    """One channel's clock and the messages written on it (``seq`` is shared by every channel)."""
+
+    guild_id: int
+    channel_id: int
+    when: datetime
+    seq: itertools.count
+    rows: list[dict]
+
+    def emit(self, author: str, text: str, reply_to: int | None = None) -> int:
+        row = {"type": "message", "id": snowflake(self.when, next(self.seq)), "guild_id": self.guild_id,
+               "channel_id": self.channel_id, "author_id": author_id(author), "author_name": author,
+               "content": text, "created_at": self.when.isoformat()}
+        if reply_to is not None:
+            row["reply_to"] = reply_to
+        self.rows.append(row)
+        return row["id"]
+
+
 def build() -> list[dict]:
     blocks, distractors = parse("\n".join(p.read_text(encoding="utf-8") for p in sorted(SOURCES.glob("*.txt"))))
     rng = random.Random(SEED)
     messages: list[dict] = []
     queries: list[dict] = []
-    seq = 0
+    seq = itertools.count(1)
     for channel, (guild, channel_id, lang) in CHANNELS.items():
         guild_id = GUILDS[guild][0]
         mine = [b for b in blocks if b.channel == channel]
         members = sorted({a for b in mine for a, *_ in b.messages} | {a for a, _ in distractors.get(channel, [])})
         extra = list(distractors.get(channel, []))
         rng.shuffle(extra)
-        when = START + timedelta(hours=rng.randint(0, 12))
-
-        def emit(author: str, text: str, reply_to: int | None = None) -> int:
-            nonlocal seq
-            seq += 1
-            row = {"type": "message", "id": snowflake(when, seq), "guild_id": guild_id, "channel_id": channel_id,
-                   "author_id": author_id(author), "author_name": author, "content": text,
-                   "created_at": when.isoformat()}
-            if reply_to is not None:
-                row["reply_to"] = reply_to
-            messages.append(row)
-            return row["id"]
+        clock = Timeline(guild_id, channel_id, START + timedelta(hours=rng.randint(0, 12)), seq, messages)
+        emit = clock.emit
 
         for number, block in enumerate(mine):
             for _ in range(rng.randint(2, 7)):  # chit-chat and near misses between conversations
-                when += timedelta(minutes=rng.randint(2, 90))
+                clock.when += timedelta(minutes=rng.randint(2, 90))
                 if extra and rng.random() < 0.4:
                     emit(*extra.pop())
                 else:
                     emit(rng.choice(members), rng.choice(CHITCHAT[lang]))
-            when += timedelta(hours=rng.randint(2, 30))
+            clock.when += timedelta(hours=rng.randint(2, 30))
             ids: list[int] = []
             relevant: list[int] = []
             for position, (author, text, reply, is_relevant) in enumerate(block.messages):
                 if position and rng.random() < 0.15:  # someone else talks in between
-                    when += timedelta(seconds=rng.randint(10, 60))
+                    clock.when += timedelta(seconds=rng.randint(10, 60))
                     emit(rng.choice([m for m in members if m != author]), rng.choice(CHITCHAT[lang]))
-                when += timedelta(seconds=rng.randint(20, 240))
+                clock.when += timedelta(seconds=rng.randint(20, 240))
                 ids.append(emit(author, text, ids[reply] if reply is not None else None))
                 if is_relevant:
                     relevant.append(ids[-1])
@@ -178,7 +190,7 @@ def build() -> list[dict]:
                                 "query": text, "relevant": wanted, "lang": "zh" if CJK.search(text) else "en",
                                 "kind": kind, "split": "tune" if len(queries) % 2 == 0 else "check"})
         for author, text in extra:
-            when += timedelta(minutes=rng.randint(5, 120))
+            clock.when += timedelta(minutes=rng.randint(5, 120))
             emit(author, text)
     messages.sort(key=lambda m: m["id"])
     return messages + queries
@@ -210,8 +222,8 @@ def validate(rows: list[dict]) -> str:
     for lang in ("en", "zh"):
         row = [sum(q["lang"] == lang and q["kind"] == k for q in queries) for k in kinds]
         lines.append(f"| {lang} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
-    lines.append(f"\n{len(messages)} messages, {len(queries)} queries "
-                 f"({sum(q['split'] == 'tune' for q in queries)} tune / {sum(q['split'] == 'check' for q in queries)} check)")
+    tune = sum(q["split"] == "tune" for q in queries)
+    lines.append(f"\n{len(messages)} messages, {len(queries)} queries ({tune} tune / {len(queries) - tune} check)")
     return "\n".join(lines)
 
 
