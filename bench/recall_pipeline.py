@@ -189,7 +189,7 @@ async def time_stages(memory: Memory, queries: list[str]) -> dict[str, list[floa
         )
         dense, lexical = carried.dense, carried.lexical
         t = lap("conversation", t)
-        weight = LexicalWeighting(options.bm25_weight, options.bm25_weight_power).for_query([s for _, s in dense])
+        weight = LexicalWeighting(options.bm25_weight, options.bm25_weight_power).for_query(list(cosines.values()))
         fused = recaller.fuse(dense, lexical, options.rrf_k, weight)
         t = lap("fusion", t)
         floor = options.min_score if options.min_score is not None else await recaller.floors.floor(space.id)
