@@ -111,24 +111,6 @@ def test_the_index_cache_budget_is_a_validated_setting():
         default_settings(index={"cache_mb": 1})
 
 
-async def test_a_channels_text_search_reads_only_that_channels_postings(tmp_path):
-    from qwen3_memory.backends.lexical import fts_query
-
-    store = await SQLiteStore.open(tmp_path / "memory.sqlite3")
-    try:
-        await store.add_messages(
-            [message(1 + i, f"the printer is jammed again {i}", channel_id=600 + i % 20) for i in range(200)]
-        )
-        hits = await store.search_text(1, 607, "printer jammed", 50)
-        assert sorted(i for i, _ in hits) == [1 + i for i in range(200) if i % 20 == 7]
-        matched = await store.fetchone(
-            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query("printer", channel_id=607),)
-        )
-        assert matched[0] == 10  # the channel's ten, not the database's two hundred
-    finally:
-        await store.close()
-
-
 def _channel_job(channel_id: int, total: int, status=J.PENDING) -> ChannelJob:
     return ChannelJob(1, 1, channel_id, channel_id, status, 0, total, 0, None)
 

@@ -150,16 +150,7 @@ END $$;
 CREATE TRIGGER messages_forgotten AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION record_forgotten_message();
 """
 
-# The SQLite store's version 5 scopes its full-text terms to their channel (one FTS5 table holds every
-# channel's postings). Here a channel's text search can already start from the (guild, channel) btree,
-# if the planner sees that a channel is small: a channel id determines its guild, and without extended
-# statistics the planner multiplies the two columns' selectivities and misjudges the rows.
-_V5 = """
-CREATE STATISTICS IF NOT EXISTS messages_channel_stats (dependencies, ndistinct) ON guild_id, channel_id
-FROM messages;
-"""
-
-PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+PG_SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 PG_SCHEMA_VERSION = max(PG_SCHEMA_MIGRATIONS)
 
 

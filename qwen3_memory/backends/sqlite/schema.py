@@ -198,14 +198,5 @@ DROP TRIGGER embeddings_delete;"""
     + _logging_trigger("embeddings_delete", "DELETE", "old", _CHANGE_BUMP)
 )
 
-# Full-text terms scoped to their channel (see qwen3_memory.backends.lexical): "word" stored for a message
-# of channel 42 becomes "c42xword", so a channel's search reads its own postings, not every channel's.
-_V5 = """
-UPDATE messages_fts
-SET terms = (SELECT 'c' || m.channel_id || 'x' || replace(messages_fts.terms, ' ', ' c' || m.channel_id || 'x')
-             FROM messages m WHERE m.id = messages_fts.rowid)
-WHERE terms <> '' AND rowid IN (SELECT id FROM messages);
-"""
-
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

@@ -548,7 +548,7 @@ class SQLiteStore(PortableReads):
             )
             await db.executemany(
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
-                [(m.id, fts_document(m.content, m.channel_id)) for m in changed],
+                [(m.id, fts_document(m.content)) for m in changed],
             )
         return changed, edited, generations
 
@@ -599,7 +599,7 @@ class SQLiteStore(PortableReads):
 
     async def search_text(self, guild_id: int, channel_id: int, query: str, limit: int) -> list[tuple[int, float]]:
         """BM25 candidates of one channel: (message id, score), best first; higher is better."""
-        match = fts_query(query, channel_id=channel_id)  # the channel's own terms: its postings only
+        match = fts_query(query)
         if not match:
             return []
         rows = await self.fetchall(
