@@ -246,9 +246,7 @@ async def run_shape(
         await capture_pass(memory, messages, result)
         log(f"[{name}] migration")
         await migration_pass(memory, models[1], result, [m.content for m in messages])
-        result.cache_mb = (
-            memory.store.indexes.cached_bytes() / 2**20 if hasattr(memory.store.indexes, "cached_bytes") else 0
-        )
+        result.cache_mb = memory.store.indexes.cached_bytes / 2**20
     finally:
         await memory.close()
     log(f"[{name}] recall")
