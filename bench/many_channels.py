@@ -16,6 +16,7 @@ own pass in this one run, after a warm-up pass of the same model:
 * recall p50/p99 per stage (query embedding, dense search, BM25, the whole pipeline) on channels
   whose index is loaded, and the dense stage on channels whose index is not (cold load);
 * the BM25 stage of the same 25-message channels and queries in a database 10x smaller;
+* `plan`'s time estimate against the migration's measured time;
 * resident memory, the index cache's bytes, and the event loop's lag p99 during capture and
   migration (a ticker sleeping 5 ms).
 """
@@ -44,6 +45,7 @@ from bench.migration import LagProbe  # noqa: E402
 from qwen3_memory.backends.sqlite.store import SQLiteStore  # noqa: E402
 from qwen3_memory.memory import Memory  # noqa: E402
 from qwen3_memory.migration.engine import MigrationEngine  # noqa: E402
+from qwen3_memory.migration.plan import make_plan  # noqa: E402
 from qwen3_memory.records import StoredMessage  # noqa: E402
 from qwen3_memory.settings import Settings, default_settings  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3_embedder  # noqa: E402
@@ -108,6 +110,8 @@ class ShapeResult:
     migration_raw: float = 0.0
     migration: float = 0.0
     migration_lag_p99: float = 0.0
+    migration_seconds: float = 0.0
+    plan_eta: float = 0.0  # what `plan` estimated for the migration, measured just before it
     stages: dict[str, list[float]] = field(default_factory=dict)
     bm25_small_db: list[float] = field(default_factory=list)
     rss_after_capture: float = 0.0
@@ -153,13 +157,15 @@ async def migration_pass(memory: Memory, target_model: Path, result: ShapeResult
     batch = memory.settings.batch_size
     await raw_encode_seconds(service, texts[:4096], batch)  # warm-up
     result.migration_raw = len(texts) / await raw_encode_seconds(service, texts, batch)
+    result.plan_eta = (await make_plan(memory, target, "regenerate")).eta_seconds or 0.0
     engine = MigrationEngine(memory)
     job = await engine.start(target, backup=False, batch_size=batch)
     probe = LagProbe()
     probe.start()
     started = time.perf_counter()
     job = await engine.run(job.id)
-    result.migration = len(texts) / (time.perf_counter() - started)
+    result.migration_seconds = time.perf_counter() - started
+    result.migration = len(texts) / result.migration_seconds
     await probe.stop()
     assert job.status == "completed", job.error
     result.migration_lag_p99 = probe.quantile(0.99)
@@ -240,9 +246,7 @@ async def run_shape(
         await capture_pass(memory, messages, result)
         log(f"[{name}] migration")
         await migration_pass(memory, models[1], result, [m.content for m in messages])
-        result.cache_mb = (
-            memory.store.indexes.cached_bytes() / 2**20 if hasattr(memory.store.indexes, "cached_bytes") else 0
-        )
+        result.cache_mb = memory.store.indexes.cached_bytes / 2**20
     finally:
         await memory.close()
     log(f"[{name}] recall")
@@ -273,6 +277,10 @@ def report(results: list[ShapeResult], load: str) -> None:
             f"  {r.name}: capture {r.capture:,.0f} msgs/s vs raw {r.capture_raw:,.0f}; migration {r.migration:,.0f} "
             f"msgs/s vs raw {r.migration_raw:,.0f}; RSS {r.rss_after_capture:.0f} MiB after capture, "
             f"{r.rss_after_migration:.0f} after migration; index cache {r.cache_mb:.1f} MiB"
+        )
+        print(
+            f"  {r.name}: plan estimated {r.plan_eta:.1f} s, the migration took {r.migration_seconds:.1f} s: "
+            f"estimate / actual {r.plan_eta / r.migration_seconds:.2f} (target 0.75-1.25)"
         )
     print(f"\nrecall latency, ms (p50 / p99){'':<4}" + "".join(f"{r.name:>24}" for r in results))
     for stage in STAGES:

@@ -9,8 +9,10 @@ from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration.channel_probe import probe_channel_seconds
 from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.jobs import ChannelJob
+from qwen3_memory.migration.plan import STORE_OVERHEAD, make_plan
 from qwen3_memory.migration.runner import GROUP_MESSAGES, work_units
 from qwen3_memory.migration.verify import agreement_shares
 from qwen3_memory.settings import SettingsError, default_settings
@@ -109,24 +111,6 @@ def test_the_index_cache_budget_is_a_validated_setting():
         default_settings(index={"cache_mb": 1})
 
 
-async def test_a_channels_text_search_reads_only_that_channels_postings(tmp_path):
-    from qwen3_memory.backends.lexical import fts_query
-
-    store = await SQLiteStore.open(tmp_path / "memory.sqlite3")
-    try:
-        await store.add_messages(
-            [message(1 + i, f"the printer is jammed again {i}", channel_id=600 + i % 20) for i in range(200)]
-        )
-        hits = await store.search_text(1, 607, "printer jammed", 50)
-        assert sorted(i for i, _ in hits) == [1 + i for i in range(200) if i % 20 == 7]
-        matched = await store.fetchone(
-            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query("printer", channel_id=607),)
-        )
-        assert matched[0] == 10  # the channel's ten, not the database's two hundred
-    finally:
-        await store.close()
-
-
 def _channel_job(channel_id: int, total: int, status=J.PENDING) -> ChannelJob:
     return ChannelJob(1, 1, channel_id, channel_id, status, 0, total, 0, None)
 
@@ -181,3 +165,14 @@ async def test_a_job_of_small_channels_migrates_them_in_groups_and_resumes_a_gro
         assert await memory.store.count_vectors(target.id, 1, c.channel_id) == 3
         assert c.report["passed"] and c.report["self_retrieval"] == 1.0
     assert sum(c.report["agreement_queries"] for c in channels) == 24  # the job's budget, capped by its messages
+
+
+async def test_the_plan_adds_a_measured_fixed_cost_per_channel(memory: Memory, tiny_qwen3_dir):
+    await fill_small_channels(memory, channels=6, per_channel=2)
+    channels = [(1, 500 + c) for c in range(6)]
+    per_channel = await probe_channel_seconds(memory.store, channels, memory.default_space.id)
+    assert per_channel > 0
+    plan = await make_plan(memory, qwen3_target(tiny_qwen3_dir), "regenerate", benchmark_texts=8)
+    assert "per channel (measured probe" in plan.eta_basis
+    encode_only = plan.benchmark.load_seconds + 12 / plan.benchmark.texts_per_second * STORE_OVERHEAD
+    assert plan.eta_seconds > encode_only

@@ -413,30 +413,9 @@ class MigrationEngine:
             sizes = [c.total for c in channels]  # fixed when the job was created: the same shares on resume
             shares = {id(c): n for c, n in zip(channels, agreement_shares(sizes))}
             for unit in work_units([c for c in channels if c.status not in J.CHANNEL_DONE]):
-                if len(unit) == 1:
-                    finished = await self.runner.run_channel(
-                        job,
-                        unit[0],
-                        strategy,
-                        source,
-                        target,
-                        sizer,
-                        progress,
-                        logger,
-                        shares[id(unit[0])],
-                    )
-                else:
-                    finished = await self.runner.run_group(
-                        job,
-                        unit,
-                        strategy,
-                        source,
-                        target,
-                        sizer,
-                        progress,
-                        logger,
-                        [shares[id(c)] for c in unit],
-                    )
+                finished = await self.runner.run_unit(
+                    job, unit, strategy, source, target, sizer, progress, logger, [shares[id(c)] for c in unit]
+                )
                 if finished and job.options.get("auto_swap", True):
                     # another process may be swapping it now if this one lost the job's claim
                     finished = await self.memory.claims.holds("job", job.id)

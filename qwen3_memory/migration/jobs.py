@@ -111,6 +111,21 @@ def _channel(row) -> ChannelJob:
     return ChannelJob(*values)
 
 
+async def _refuse_channel_change(db: Any, job_id: int, guild_id: int, channel_id: int, status: str | None) -> None:
+    """Why an UPDATE of a channel row changed nothing: not part of the job (:class:`JobNotFound`), or a status
+    change the transition table forbids (:class:`JobStateError`)."""
+    row = await (
+        await db.execute(
+            "SELECT status FROM migration_channels WHERE migration_id = ? AND guild_id = ? AND channel_id = ?",
+            (job_id, guild_id, channel_id),
+        )
+    ).fetchone()
+    if row is None:
+        raise JobNotFound(f"channel {channel_id} is not part of migration #{job_id}")
+    if status is not None:
+        check_channel_transition(job_id, channel_id, row[0], status)
+
+
 class JobStore:
     """Reads and writes the migration tables through the memory store's connection.
 
@@ -243,16 +258,7 @@ class JobStore:
                     (*fields.values(), job_id, guild_id, channel_id, *allowed),
                 )
                 if cur.rowcount == 0:
-                    row = await (
-                        await db.execute(
-                            "SELECT status FROM migration_channels WHERE migration_id = ? AND guild_id = ? "
-                            "AND channel_id = ?",
-                            (job_id, guild_id, channel_id),
-                        )
-                    ).fetchone()
-                    if row is None:
-                        raise JobNotFound(f"channel {channel_id} is not part of migration #{job_id}")
-                    check_channel_transition(job_id, channel_id, row[0], fields["status"])
+                    await _refuse_channel_change(db, job_id, guild_id, channel_id, fields.get("status"))
             if event:
                 await db.execute(
                     "INSERT INTO migration_events(migration_id, at, guild_id, channel_id, event, detail) "
@@ -284,16 +290,7 @@ class JobStore:
                     row,
                 )
                 if cur.rowcount == 0:
-                    found = await (
-                        await db.execute(
-                            "SELECT status FROM migration_channels WHERE migration_id = ? AND guild_id = ? "
-                            "AND channel_id = ?",
-                            (job_id, g, c),
-                        )
-                    ).fetchone()
-                    if found is None:
-                        raise JobNotFound(f"channel {c} is not part of migration #{job_id}")
-                    check_channel_transition(job_id, c, found[0], status)
+                    await _refuse_channel_change(db, job_id, g, c, status)
             if event:
                 await db.executemany(
                     "INSERT INTO migration_events(migration_id, at, guild_id, channel_id, event, detail) "

@@ -18,6 +18,7 @@ from typing import Any
 
 from qwen3_memory.backends import Store
 from qwen3_memory.memory import Memory
+from qwen3_memory.migration.channel_probe import probe_channel_seconds
 from qwen3_memory.migration.checks import (
     existing_ancestor,
     is_qwen3,
@@ -156,6 +157,10 @@ async def make_plan(
         texts, kind = await _benchmark_texts(store, plans, benchmark_texts)
         bench = await benchmark_model(memory.settings, target_space, texts, kind)
     eta, basis = _eta(strategy, plans, bench)
+    channel_seconds = await _probe(store, spaces, plans, sources)
+    if eta is not None and channel_seconds:
+        eta += channel_seconds * sum(1 for p in plans if p.to_migrate)
+        basis += f"; +{channel_seconds * 1000:.1f} ms per channel (measured probe of its fixed work)"
     peak = _peak_memory_bytes(strategy, target_space, bench, memory.settings.batch_size, plans, sources)
     backup = (await store.disk_footprint()).total_bytes  # what a backup copies; 0 when the server keeps it
     disk = backup + new_vectors_bytes(sum(p.to_migrate for p in plans), target_space.dimension)
@@ -202,6 +207,15 @@ def _source_spaces(
     """The distinct spaces the planned channels read from now (the migration's sources), target excluded."""
     keys = {p.read_space for p in plans} - {target.key}
     return [s.spec for s in spaces.values() if s.spec.key in keys]
+
+
+async def _probe(
+    store: Store, spaces: dict[int, SpaceRecord], plans: list[ChannelPlan], sources: list[EmbeddingSpace]
+) -> float:
+    """The fixed seconds one channel adds to the migration, measured on the smallest planned channels."""
+    source = next((s.id for s in spaces.values() if sources and s.spec.key == sources[0].key), None)
+    todo = [(p.guild_id, p.channel_id) for p in plans if p.to_migrate]
+    return await probe_channel_seconds(store, todo, source) if source is not None else 0.0
 
 
 # ------------------------------------------------------------------------------------ benchmark

@@ -225,7 +225,8 @@ class ChannelRunner:
             ch.status = J.BACKFILL
         if ch.status == J.BACKFILL:
             progress.update(phase="backfill")
-            if not await self._backfill(job, ch, strategy, source, target, sizer, progress):
+            steps = await self._channel_cursor(job, ch)
+            if not await self._pipelined(job, *steps, strategy, source, target, sizer, progress):
                 return False
             await self.jobs.update_channel(job.id, g, c, "catch-up", status=J.CATCHUP)
             ch.status = J.CATCHUP
@@ -242,7 +243,7 @@ class ChannelRunner:
             ch.status = J.VERIFIED
         return True
 
-    async def run_group(
+    async def run_unit(
         self,
         job: Job,
         group: list[ChannelJob],
@@ -254,14 +255,18 @@ class ChannelRunner:
         logger: logging.Logger,
         agreement_queries: list[int],
     ) -> bool:
-        """Several small pending channels as one unit of work; False when paused or cancelled on the way.
+        """One unit of :func:`work_units`; False when paused or cancelled on the way. A channel alone is
+        :meth:`run_channel`; several small pending channels run as one:
 
-        Dual-write starts for all of them in one transaction, their messages are encoded together in
+        dual-write starts for all of them in one transaction, their messages are encoded together in
         full batches (a 25-message channel alone would be a third of one), each batch's cursors are
         committed in one transaction, then each channel is caught up and verified and the group's
         statuses move in one transaction. Every step leaves each channel in a state that
         :meth:`run_channel` resumes, so a crash or a pause mid-group loses nothing.
         """
+        if len(group) == 1:
+            common = (strategy, source, target, sizer, progress, logger)
+            return await self.run_channel(job, group[0], *common, agreement_queries[0])
         pairs = [(ch.guild_id, ch.channel_id) for ch in group]
         progress.update(channel_id=group[-1].channel_id, phase="backfill")
         await self.store.add_write_spaces(pairs, target.id)  # dual-write starts before the backfill
@@ -350,17 +355,8 @@ class ChannelRunner:
             log.info("space %s: score floor %s", target.spec.key, floor.describe())
         return report
 
-    async def _backfill(
-        self,
-        job: Job,
-        ch: ChannelJob,
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-    ) -> bool:
-        """Scroll the channel from its cursor; False if paused or cancelled at a batch boundary."""
+    async def _channel_cursor(self, job: Job, ch: ChannelJob) -> tuple[Callable, Callable, Callable]:
+        """(scroll, advance, commit) of :meth:`_pipelined` for one channel's backfill from its cursor."""
         g, c = ch.guild_id, ch.channel_id
         cursor, done = ch.cursor, ch.done
         up_to = await self.store.newest_message_id(g, c)  # later ones are dual-written by capture
@@ -376,7 +372,7 @@ class ChannelRunner:
         async def commit(position: tuple[int, int]) -> None:
             await self.jobs.update_channel(job.id, g, c, cursor=position[0], done=position[1])
 
-        return await self._pipelined(job, scroll, advance, commit, strategy, source, target, sizer, progress)
+        return scroll, advance, commit
 
     async def _pipelined(
         self,

@@ -61,6 +61,11 @@ def _apply(index: VectorIndex, changes: VectorChanges) -> None:
     index.upsert(changes.ids, changes.vectors)
 
 
+def _upsert_all(changes: Sequence[tuple[Key, VectorIndex, np.ndarray, np.ndarray]]) -> None:
+    for _, index, ids, vectors in changes:
+        index.upsert(ids, vectors)
+
+
 class ChannelIndexes:
     def __init__(self, store: SQLiteStore, vectors_dir: Path | None, params: IndexParams = IndexParams()) -> None:
         self.store = store
@@ -203,15 +208,19 @@ class ChannelIndexes:
         by_channel: dict[tuple[int, int], list[int]] = {}
         for row, message in enumerate(messages):
             by_channel.setdefault((message.guild_id, message.channel_id), []).append(row)
+        changes: list[tuple[Key, VectorIndex, np.ndarray, np.ndarray]] = []
         for (guild_id, channel_id), rows in by_channel.items():
             key = (space.id, guild_id, channel_id)
-            index = self._indexes.get(key) or self._new_if_first(space, guild_id, channel_id, generations)
+            index = self._indexes.get(key)
+            if index is None:
+                index = self._new_if_first(space, guild_id, channel_id, generations)
             if index is None:
                 index = await self.get(space, guild_id, channel_id)
             if index.generation >= generations.get(key, (0, 0))[1]:
                 continue  # loaded from the rows after this write: it holds these vectors already
-            ids = np.array([messages[r].id for r in rows], dtype=np.int64)
-            await asyncio.to_thread(index.upsert, ids, vectors[rows])
+            changes.append((key, index, np.array([messages[r].id for r in rows], dtype=np.int64), vectors[rows]))
+        await asyncio.to_thread(_upsert_all, changes)  # one worker call for a batch of many small channels
+        for key, index, _, _ in changes:
             self._advance(key, index, generations)
 
     def _new_if_first(

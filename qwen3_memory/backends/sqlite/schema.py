@@ -205,18 +205,9 @@ CREATE INDEX messages_by_channel_time ON messages(guild_id, channel_id, created_
 CREATE INDEX messages_by_channel_author ON messages(guild_id, channel_id, author_id, created_at);
 """
 
-# Full-text terms scoped to their channel (see qwen3_memory.backends.lexical): "word" stored for a message
-# of channel 42 becomes "c42xword", so a channel's search reads its own postings, not every channel's.
-_V6 = """
-UPDATE messages_fts
-SET terms = (SELECT 'c' || m.channel_id || 'x' || replace(messages_fts.terms, ' ', ' c' || m.channel_id || 'x')
-             FROM messages m WHERE m.id = messages_fts.rowid)
-WHERE terms <> '' AND rowid IN (SELECT id FROM messages);
-"""
-
 # Discord-history imports: per channel (or thread) what was asked and how far it got, so a restart or a
 # kill resumes after the newest message whose page was written (qwen3_memory.history.cursors).
-_V7 = """
+_V6 = """
 CREATE TABLE history_imports (
     guild_id INTEGER NOT NULL,
     channel_id INTEGER NOT NULL,       -- a channel, a thread or a forum post
@@ -232,9 +223,9 @@ CREATE TABLE history_imports (
 );
 """
 
-# Version 8: each space's own score floor (the cosine under which recall drops a result), calibrated when the
+# Version 7: each space's own score floor (the cosine under which recall drops a result), calibrated when the
 # space is verified: from a labelled set, or label-free from queries asked where they have no answer.
-_V8 = """
+_V7 = """
 CREATE TABLE space_floors (
     space_id INTEGER PRIMARY KEY REFERENCES spaces(id),
     floor REAL NOT NULL,
@@ -244,5 +235,5 @@ CREATE TABLE space_floors (
 );
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

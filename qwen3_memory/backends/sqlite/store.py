@@ -15,9 +15,10 @@ import asyncio
 import hashlib
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,11 @@ def _moved(before: dict[tuple[int, int, int], int], after: dict[tuple[int, int, 
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    """A short-lived read-only connection for a worker thread: bulk reads off the event loop, in their own
-    snapshot, never on the store's connections."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    """A read-only connection for worker threads: bulk reads off the event loop, in their own snapshot, never
+    on the store's asyncio connections."""
+    return sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )  # the store's worker-thread reader is used by one pool thread at a time, under its lock
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,9 @@ class SQLiteStore(PortableReads):
         # would share the first one's snapshot, and the second would miss what was committed in between
         # (a job read back right after it was created).
         self._read_lock = asyncio.Lock()
+        # Bulk reads in worker threads (vectors, change logs, digests) share one more read-only connection.
+        self._worker_reader: sqlite3.Connection | None = None
+        self._worker_lock = threading.Lock()
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
         self.indexes = ChannelIndexes(self, vectors_dir, params)
@@ -223,7 +229,14 @@ class SQLiteStore(PortableReads):
         (a read-only connection cannot), so a closed memory is one self-contained file."""
         if self._reader is not None:
             await self._reader.close()
+        await asyncio.to_thread(self._close_worker_reader)
         await self._conn.close()
+
+    def _close_worker_reader(self) -> None:
+        with self._worker_lock:
+            if self._worker_reader is not None:
+                self._worker_reader.close()
+                self._worker_reader = None
 
     async def close(self) -> None:
         async with self._lock:
@@ -331,6 +344,20 @@ class SQLiteStore(PortableReads):
     async def fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
         async with self._read_lock, self._read_connection().execute(sql, params) as cur:
             return await cur.fetchone()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """The store's one read-only connection for worker threads, in one read transaction (a consistent
+        snapshot). Opened once and reused: a connection per read cost more than reading a small channel."""
+        with self._worker_lock:
+            if self._worker_reader is None:
+                self._worker_reader = _read_only(self.path)
+            conn = self._worker_reader
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")  # reads only: this ends the snapshot
 
     def _read_connection(self) -> aiosqlite.Connection:
         return self._reader if self._reader is not None else self._conn  # the latter only while opening
@@ -522,7 +549,7 @@ class SQLiteStore(PortableReads):
             )
             await db.executemany(
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
-                [(m.id, fts_document(m.content, m.channel_id)) for m in changed],
+                [(m.id, fts_document(m.content)) for m in changed],
             )
         return changed, edited, generations
 
@@ -575,7 +602,7 @@ class SQLiteStore(PortableReads):
         self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
     ) -> list[tuple[int, float]]:
         """BM25 candidates of one channel that pass ``filters``: (message id, score), best first; higher is better."""
-        match = fts_query(query, channel_id=channel_id)  # the channel's own terms: its postings only
+        match = fts_query(query)
         if not match:
             return []
         condition, params = filters.sql("m")
@@ -694,9 +721,7 @@ class SQLiteStore(PortableReads):
     def _load_vectors_sync(
         self, space: SpaceRecord, guild_id: int, channel_id: int
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        conn = _read_only(self.path)
-        try:
-            conn.execute("BEGIN")  # one snapshot for the vectors and their generation
+        with self._snapshot() as conn:  # one snapshot for the vectors and their generation
             rows = conn.execute(
                 "SELECT message_id, vector FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ? "
                 "ORDER BY message_id",
@@ -706,9 +731,6 @@ class SQLiteStore(PortableReads):
                 "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
                 (space.id, guild_id, channel_id),
             ).fetchone()
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), space.dimension)
         return ids, vectors, int(gen[0]) if gen else 0
@@ -741,9 +763,7 @@ class SQLiteStore(PortableReads):
         self, space: SpaceRecord, guild_id: int, channel_id: int, generation: int
     ) -> VectorChanges | None:
         key = (space.id, guild_id, channel_id)
-        conn = _read_only(self.path)
-        try:
-            conn.execute("BEGIN")  # one snapshot: the log, the vectors and the generation agree
+        with self._snapshot() as conn:  # one snapshot: the log, the vectors and the generation agree
             row = conn.execute(
                 "SELECT generation FROM vector_generations WHERE space_id = ? AND guild_id = ? AND channel_id = ?",
                 key,
@@ -770,9 +790,6 @@ class SQLiteStore(PortableReads):
             count = conn.execute(
                 "SELECT COUNT(*) FROM embeddings WHERE space_id = ? AND guild_id = ? AND channel_id = ?", key
             ).fetchone()[0]
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
         ids = np.array(sorted(found), dtype=np.int64)
         vectors = np.frombuffer(b"".join(found[i] for i in ids.tolist()), dtype=np.float32).reshape(
             len(ids), space.dimension
@@ -860,8 +877,7 @@ class SQLiteStore(PortableReads):
         return result
 
     def _messages_digest_sync(self, guild_id: int, channel_id: int) -> tuple[int, str]:
-        conn = _read_only(self.path)
-        try:
+        with self._snapshot() as conn:
             count, digest = 0, hashlib.sha256()
             for message_id, content in conn.execute(
                 "SELECT id, content FROM messages WHERE guild_id = ? AND channel_id = ? ORDER BY id",
@@ -870,8 +886,6 @@ class SQLiteStore(PortableReads):
                 count += 1
                 digest.update(f"{message_id}\t{content}\n".encode())
             return count, digest.hexdigest()
-        finally:
-            conn.close()
 
 
 _STATS_SQL = """
