@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import discord
+import discord.ext.test as dpytest
 import pytest
+from discord.ext.test import backend as dpy_backend
 
 from qwen3_memory.history.cursors import ImportCursors
 from tests.discord_harness import ADMIN, MEMBER, DiscordHarness, running_harness
@@ -185,3 +188,29 @@ async def test_an_import_started_by_a_command_resumes_after_a_restart(bot_world)
     harness.bot.dispatch("ready")  # the next start
     await eventually_stored(harness, harness.channel(0).id, len(kept))
     assert await stored_ids(harness, harness.channel(0).id) == kept
+
+
+async def test_the_whole_server_includes_forum_posts_and_private_threads_the_bot_may_list(bot_world):
+    harness, fake = bot_world
+    guild, text = harness.guilds[0], harness.channel(0)
+    forum_id = text.id + 5000
+    harness.bot._connection.parse_channel_create(
+        {"id": str(forum_id), "type": 15, "guild_id": str(guild.id), "name": "questions", "position": 9,
+         "permission_overwrites": [], "available_tags": [], "flags": 0}
+    )  # fmt: skip
+    assert [f.id for f in guild.forums] == [forum_id]
+    fake.channel(guild.id, forum_id, "questions", type=15)
+    post = fake.channel(guild.id, forum_id + 1, "how do I reset?", type=11, parent_id=forum_id, archived=True)
+    private = fake.channel(guild.id, text.id + 998, "staff", type=12, parent_id=text.id, archived=True)
+    fake.allow_private_threads = True  # Discord lists them to a bot with Manage Threads, which it gets here:
+    threads_role = dpy_backend.make_role("threads", guild, permissions=discord.Permissions(manage_threads=True).value)
+    await dpytest.add_role(guild.me, threads_role)
+    in_post, in_private = say(fake, post.id, 7), say(fake, private.id, 6)
+    in_text, in_other = say(fake, text.id, 4), say(fake, harness.channel(1).id, 3)
+
+    reply = await harness.slash("memory import start", member=harness.member(0), permissions=ADMIN, where="server")
+    await reply.wait_until(lambda r: ": done" in r.text, timeout=SLOW)
+    assert text.permissions_for(guild.me).manage_threads  # so it lists private archived threads, and reads them
+    assert await stored_ids(harness, private.id) == in_private
+    for channel_id, kept in ((post.id, in_post), (text.id, in_text), (harness.channel(1).id, in_other)):
+        assert await stored_ids(harness, channel_id) == kept
