@@ -91,3 +91,22 @@ async def test_recall_applies_the_read_spaces_own_floor_unless_the_setting_overr
         assert (await get_floor(memory.store, space)).floor == 0.99
     finally:
         await memory.close()
+
+
+async def test_a_text_posted_in_several_channels_is_not_counted_as_noise(make_settings):
+    """The label-free floor asks other channels' lines where they have no answer; a line that is here too
+    (a pasted notice, "gg") has one, and counting it would push the floor to 1.0 and hide every result."""
+    from qwen3_memory.memory import Memory
+    from qwen3_memory.recall.floors import noise_scores
+
+    memory = await Memory.open(make_settings(), start_capture=False)
+    try:
+        same = [message(i, TOPICS[i % 4], channel_id=10) for i in range(1, 9)]
+        copies = [message(100 + i, TOPICS[i % 4], channel_id=11) for i in range(1, 9)]
+        other = [message(200 + i, TOPICS[4 + i % 2], channel_id=12) for i in range(1, 9)]
+        await memory.capture.write(same + copies + other)
+        noise = await noise_scores(memory, memory.default_space, 1, 10)
+        assert noise and max(noise) < 0.95  # channel 11's copies are not noise; channel 12's lines are
+        assert label_free_floor(noise) < 0.95
+    finally:
+        await memory.close()
