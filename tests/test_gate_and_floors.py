@@ -56,8 +56,9 @@ def test_the_labelled_floor_is_the_largest_that_costs_recall_at_5_under_one_poin
     assert labelled_floor([[0.9, 0.2]], [2]) == 0.2
 
 
-def test_the_label_free_floor_is_the_median_of_what_noise_reaches():
-    assert label_free_floor([0.1, 0.2, 0.3, 0.4, 0.5]) == 0.3
+def test_the_label_free_floor_is_the_median_of_what_noise_reaches_once_enough_was_measured():
+    assert label_free_floor([0.1, 0.2, 0.3, 0.4, 0.5] * 3) == 0.3
+    assert label_free_floor([0.9, 0.92, 0.94]) == UNCALIBRATED_FLOOR  # three samples are a guess, not a floor
 
 
 def test_transform_sample_size_has_a_measured_minimum_and_a_spread_over_channels():

@@ -31,6 +31,7 @@ NOISE_QUANTILE = 0.5  # of the best cosines of queries asked where they have no 
 LABELLED_RECALL_LOSS = 0.01  # a labelled floor may cost recall@5 less than one point
 NOISE_QUERIES_PER_CHANNEL = 16
 DUPLICATE_COSINE = 0.95  # a "no-answer" query this close to a line here is that line again: it has an answer
+MIN_NOISE_SAMPLES = 12  # a quantile of fewer samples is a guess: until then the space keeps the uncalibrated floor
 NOISE_BUDGET = 400  # label-free samples per space: later channels of a job ask none (thousands of small channels)
 FLOOR_GRID = tuple(round(t, 2) for t in np.arange(-0.2, 0.95, 0.01))
 BASES = ("labelled", "label-free")
@@ -70,7 +71,10 @@ async def save_floor(store, floor: SpaceFloor) -> None:
 
 
 def label_free_floor(noise: Sequence[float]) -> float:
-    """The :data:`NOISE_QUANTILE` of the best cosines that queries with no answer reach in this space."""
+    """The :data:`NOISE_QUANTILE` of the best cosines that queries with no answer reach in this space
+    (:data:`UNCALIBRATED_FLOOR` while fewer than :data:`MIN_NOISE_SAMPLES` were measured)."""
+    if len(noise) < MIN_NOISE_SAMPLES:
+        return UNCALIBRATED_FLOOR
     return round(float(np.quantile(np.asarray(noise, dtype=np.float64), NOISE_QUANTILE)), 3)
 
 
