@@ -1,7 +1,7 @@
 """An example of another cog using the memory: ``/ask`` builds a language-model prompt from this channel's memory.
 
 Load it beside the memory cog (``MemoryBot(..., extensions=("cogs.memory", "examples.ask"))``, or add
-``"examples.ask"`` to bot.py's extensions). It shows the two things a chat cog needs:
+``"examples.ask"`` to ``EXTENSIONS`` in bot.py). It shows the two things a chat cog needs:
 
 * :meth:`Memory.context` for the excerpts of this channel about the question (authors, UTC times,
   jump links), de-duplicated and within a character budget, ready to paste into a prompt;
