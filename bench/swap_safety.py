@@ -29,7 +29,7 @@ from qwen3_memory.migration.strategies import fit_linear_map  # noqa: E402
 from qwen3_memory.models.embedding import EmbeddingService  # noqa: E402
 from qwen3_memory.models.packaged_mpnet import assemble, cache_dir  # noqa: E402
 from qwen3_memory.ranking_metrics import ndcg_at_k  # noqa: E402
-from qwen3_memory.recall.floors import labelled_floor  # noqa: E402
+from qwen3_memory.recall.floors import NEAR_DUPLICATE, labelled_floor  # noqa: E402
 from qwen3_memory.settings import CustomModel, default_settings  # noqa: E402
 
 DATASET = Path(__file__).resolve().parents[1] / "tests" / "data" / "eval_chat.jsonl"
@@ -81,7 +81,7 @@ def main() -> None:
         for c in channels:
             rows, others = np.where(channel_of == c)[0], np.where(channel_of != c)[0]
             asked = rng.choice(others, per_channel, replace=False)
-            best += list((docs[asked] @ docs[rows].T).max(axis=1))
+            best += [s for s in (docs[asked] @ docs[rows].T).max(axis=1) if s < NEAR_DUPLICATE]
         return np.array(best)
 
     def overlap(transformed: np.ndarray, exact: np.ndarray, k: int = 5, n: int = 40) -> list[float]:

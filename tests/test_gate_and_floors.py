@@ -107,7 +107,7 @@ async def test_a_text_posted_in_several_channels_is_not_counted_as_noise(make_se
         other = [message(200 + i, TOPICS[4 + i % 2], channel_id=12) for i in range(1, 9)]
         await memory.capture.write(same + copies + other)
         noise = await noise_scores(memory, memory.default_space, 1, 10)
-        assert noise and max(noise) < 0.95  # channel 11's copies are not noise; channel 12's lines are
+        assert noise and max(noise) < 0.9  # channel 11's copies are not noise; channel 12's lines are
         assert label_free_floor(noise) < 0.95
     finally:
         await memory.close()

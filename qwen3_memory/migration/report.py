@@ -7,6 +7,7 @@ record, so the two can never disagree about a job's state, its resume point or i
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +132,8 @@ def overall_evaluation(evaluations: list[dict | None]) -> dict | None:
                 k: sum(e["spaces"][n]["metrics"][stage]["all"][k] * e["queries"] for e in asked) / total
                 for k in METRICS
             }
-            m["n"], m["p50_ms"] = total, float("nan")
+            m["n"] = total
+            m["p50_ms"] = statistics.median(e["spaces"][n]["metrics"][stage]["all"]["p50_ms"] for e in asked)
             metrics[stage] = {"all": m}
         spaces.append({**{k: first[k] for k in ("key", "model", "dimension")}, "metrics": metrics})
     return {"queries": total, "channels": len(asked), "stages": asked[0]["stages"], "spaces": spaces}

@@ -30,7 +30,7 @@ UNCALIBRATED_FLOOR = 0.25  # the old global floor (all-MiniLM-L6-v2): for spaces
 NOISE_QUANTILE = 0.5  # of the best cosines of queries asked where they have no answer (measured, README)
 LABELLED_RECALL_LOSS = 0.01  # a labelled floor may cost recall@5 less than one point
 NOISE_QUERIES_PER_CHANNEL = 16
-DUPLICATE_COSINE = 0.95  # a "no-answer" query this close to a line here is that line again: it has an answer
+NEAR_DUPLICATE = 0.9  # a no-answer query this close to a message here has its answer after all: not noise
 MIN_NOISE_SAMPLES = 12  # a quantile of fewer samples is a guess: until then the space keeps the uncalibrated floor
 NOISE_BUDGET = 400  # label-free samples per space: later channels of a job ask none (thousands of small channels)
 FLOOR_GRID = tuple(round(t, 2) for t in np.arange(-0.2, 0.95, 0.01))
@@ -113,8 +113,8 @@ async def noise_scores(
         return []
     queries = await memory.services.get(space.spec).aencode_queries(texts)
     scores, _ = await memory.store.search_many(space, guild_id, channel_id, queries, 1)
-    # a text posted in several channels (a bot notice, "gg", a pasted link) is answered here: not noise
-    return [float(s) for s in scores[:, 0] if np.isfinite(s) and -1e30 < s < DUPLICATE_COSINE]
+    # a near duplicate is an answer, not noise (the same line posted in both channels, a bot's message)
+    return [float(s) for s in scores[:, 0] if np.isfinite(s) and -1e30 < s < NEAR_DUPLICATE]
 
 
 async def describe_floor_in_use(store, space_id: int, override: float | None) -> str:
