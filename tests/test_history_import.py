@@ -20,7 +20,7 @@ from qwen3_memory.history.cursors import DONE, FAILED, ImportCursors
 from qwen3_memory.history.estimate import estimate_size
 from qwen3_memory.history.snowflakes import snowflake_at
 from qwen3_memory.memory import Memory
-from qwen3_memory.records import StoredMessage
+from qwen3_memory.records import SpaceRecord, StoredMessage
 from qwen3_memory.settings import HistorySettings
 from tests.discord_harness import open_memory
 from tests.discord_rest import TOKEN, FakeDiscord, local_discord
@@ -83,6 +83,14 @@ async def world(make_settings):
             source.close()
             await client.close()
             await memory.close()
+
+
+async def migrating(memory: Memory, tiny_qwen3_dir) -> SpaceRecord:
+    """A migration is under way in the channel: it writes to a second space (tiny Qwen3), which is returned."""
+    await memory.store.ensure_channel(GUILD, CHANNEL, memory.default_space.id)
+    target = await memory.store.ensure_space(qwen3_target(tiny_qwen3_dir))
+    await memory.store.add_write_space(GUILD, CHANNEL, target.id)
+    return target
 
 
 async def import_all(world: World, *refs: ChannelRef, since_id: int = 0):
@@ -239,9 +247,7 @@ async def test_gap_fill_fetches_what_was_posted_while_away_bounded(world):
 
 async def test_an_import_during_a_migration_lands_in_both_spaces(world, tiny_qwen3_dir):
     memory = world.memory
-    await memory.store.ensure_channel(GUILD, CHANNEL, memory.default_space.id)
-    target = await memory.store.ensure_space(qwen3_target(tiny_qwen3_dir))
-    await memory.store.add_write_space(GUILD, CHANNEL, target.id)
+    target = await migrating(memory, tiny_qwen3_dir)
     kept = chat(world.discord, CHANNEL, 40)
     await import_all(world)
     for space in (memory.default_space, target):
@@ -256,3 +262,26 @@ def test_size_estimate_from_the_first_and_newest_pages():
     assert not estimate.exact and 9_000 <= estimate.messages <= 11_000
     assert estimate.requests == -(-estimate.messages // 100)
     assert estimate_size(dense[:40], []).messages == 40 and estimate_size(dense[:40], []).exact
+
+
+async def test_a_resume_embeds_what_a_killed_process_stored_past_its_cursor_in_every_write_space(world, tiny_qwen3_dir):
+    memory = world.memory
+    target = await migrating(memory, tiny_qwen3_dir)
+    kept = chat(world.discord, CHANNEL, 150)
+    first_page = [m for m in world.discord.channels[CHANNEL].messages[:100]]
+    stored_unembedded = [  # what the writer stored of the first page before the kill, without its vectors
+        StoredMessage(int(m["id"]), GUILD, CHANNEL, int(m["author"]["id"]), "x", m["content"], 1.0)
+        for m in first_page
+        if int(m["id"]) in kept
+    ]
+    await memory.store.add_messages(stored_unembedded)
+    cursors = ImportCursors(memory.store)
+    await cursors.queue(GUILD, [ChannelRef(CHANNEL, name="general")], 0)
+    await cursors.set_status(GUILD, CHANNEL, "running")
+    await cursors.queued(GUILD, CHANNEL, int(first_page[-1]["id"]))  # handed to the writer, cursor still 0
+
+    await world.importer.resume_unfinished()
+    await world.importer.wait(GUILD)
+    assert sorted(await world.stored()) == kept
+    for space in (memory.default_space, target):
+        assert await memory.store.count_vectors(space.id, GUILD, CHANNEL) == len(kept)

@@ -18,7 +18,9 @@ QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
 UNFINISHED = (QUEUED, RUNNING, PAUSED)
 
-_COLUMNS = "guild_id, channel_id, parent_id, status, cursor, read_count, stored_count, skipped_count, error"
+_COLUMNS = (
+    "guild_id, channel_id, parent_id, status, cursor, read_count, stored_count, skipped_count, error, queued_up_to"
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ChannelImport:
     stored: int
     skipped: int
     error: str | None
+    queued_up_to: int = 0  # the newest id handed to the writer (past the cursor when a process was killed)
 
     @property
     def ref(self) -> ChannelRef:
@@ -62,6 +65,15 @@ class ImportCursors:
                 "skipped_count = skipped_count + ?, updated_at = ? "
                 "WHERE guild_id = ? AND channel_id = ? AND cursor < ?",
                 (cursor, read, stored, skipped, time.time(), guild_id, channel_id, cursor),
+            )
+
+    async def queued(self, guild_id: int, channel_id: int, up_to: int) -> None:
+        """A page up to ``up_to`` was handed to the writer (a killed process may have stored it without vectors)."""
+        async with self.store.transaction() as db:
+            await db.execute(
+                "UPDATE history_imports SET queued_up_to = ? "
+                "WHERE guild_id = ? AND channel_id = ? AND queued_up_to < ?",
+                (up_to, guild_id, channel_id, up_to),
             )
 
     async def set_status(

@@ -117,6 +117,8 @@ class HistoryImporter:
             for row in channels + done:
                 progress.read, progress.stored = progress.read + row.read, progress.stored + row.stored
                 progress.skipped += row.skipped
+            for row in channels:
+                await self._embed_what_a_stop_left(row)
             paused = any(r.status == PAUSED for r in channels)
             log.info("history import of guild %d resumes: %d channel(s) left", guild_id, len(channels))
             self._launch(guild_id, _GuildImport(progress, paused=paused), [(r.ref, r.cursor) for r in channels])
@@ -233,6 +235,9 @@ class HistoryImporter:
         await self.cursors.set_status(guild_id, ref.channel_id, PAUSED if not running.unpaused.is_set() else RUNNING)
         before = (progress.read, progress.stored, progress.skipped, progress.rate_limit_waits)
 
+        async def queued(page: HistoryPage) -> None:
+            await self.cursors.queued(guild_id, ref.channel_id, page.newest_id)
+
         async def commit(channel: ChannelRef, page: _WrittenPage) -> None:
             counts = (page.read, page.stored, page.skipped)
             await self.cursors.advance(guild_id, channel.channel_id, page.newest_id, *counts)
@@ -240,7 +245,7 @@ class HistoryImporter:
         progress.current, progress.current_fraction = ref.label, 0.0
         status, error = DONE, None
         try:
-            await self._read_channel(running, ref, cursor, on_written=commit)
+            await self._read_channel(running, ref, cursor, on_written=commit, on_queued=queued)
         except _Cancelled:
             status = CANCELLED
         except ChannelUnreadable as exc:
@@ -271,6 +276,7 @@ class HistoryImporter:
         after_id: int,
         limit: int | None = None,
         on_written: OnWritten | None = None,
+        on_queued: Callable[[HistoryPage], Awaitable[None]] | None = None,
     ) -> None:
         """Queue the channel's pages after ``after_id`` to the writer, ``on_written`` once each is written."""
         in_flight: deque[_WrittenPage] = deque()
@@ -290,6 +296,8 @@ class HistoryImporter:
                     await running.unpaused.wait()
                 if running.cancelled:
                     raise _Cancelled
+                if on_queued is not None:
+                    await on_queued(page)
                 in_flight.append(await self._queue_page(running.progress, page))
                 running.progress.current_fraction = span_fraction(start_id, page.newest_id)
                 await settle(self.settings.pages_in_flight)
@@ -312,6 +320,21 @@ class HistoryImporter:
         progress.rate_limit_seconds += page.rate_limit_seconds
         written = await memory.capture.checkpoint()
         return _WrittenPage(written, page.newest_id, page.read, len(new), skipped)
+
+    async def _embed_what_a_stop_left(self, row: ChannelImport) -> None:
+        """Messages a stopped process stored past the cursor but had not embedded yet get their vectors in every
+        write space (a migration's target included, which neither live repair nor catch-up would give them)."""
+        if row.queued_up_to <= row.cursor:
+            return
+        store = self.memory.store
+        state = await store.get_channel(row.guild_id, row.channel_id)
+        for space_id in state.write_space_ids if state else ():
+            after = row.cursor
+            while missing := await store.messages_missing_vectors(
+                space_id, row.guild_id, row.channel_id, after_id=after, up_to_id=row.queued_up_to
+            ):
+                await self.memory.capture.embed(missing, only_space=space_id)
+                after = missing[-1].id
 
     async def _stored_or_forgotten(self, ids: list[int]) -> set[int]:
         """Which of these messages are stored already, or were deleted or forgotten (never stored again)."""

@@ -165,6 +165,7 @@ CREATE TABLE history_imports (
     parent_id bigint NOT NULL DEFAULT 0,
     status text NOT NULL,
     cursor bigint NOT NULL DEFAULT 0,
+    queued_up_to bigint NOT NULL DEFAULT 0,
     read_count bigint NOT NULL DEFAULT 0,
     stored_count bigint NOT NULL DEFAULT 0,
     skipped_count bigint NOT NULL DEFAULT 0,

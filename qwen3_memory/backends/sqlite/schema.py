@@ -214,6 +214,7 @@ CREATE TABLE history_imports (
     parent_id INTEGER NOT NULL DEFAULT 0,  -- the thread's channel; 0 for a channel
     status TEXT NOT NULL,              -- queued, running, paused, done, cancelled, failed
     cursor INTEGER NOT NULL DEFAULT 0, -- newest message id whose page is written; the import resumes after it
+    queued_up_to INTEGER NOT NULL DEFAULT 0,  -- newest id handed to the writer: a resume embeds what lacks vectors
     read_count INTEGER NOT NULL DEFAULT 0,
     stored_count INTEGER NOT NULL DEFAULT 0,
     skipped_count INTEGER NOT NULL DEFAULT 0,
