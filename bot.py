@@ -62,7 +62,8 @@ def configure_logging(level: str = "INFO", token: str = "", stream=None) -> logg
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    logging.getLogger("discord.http").setLevel(max(logging.INFO, root.level))
+    # discord.http's rate-limit warnings stay on whatever the level: history imports count them (cogs/memory/history.py)
+    logging.getLogger("discord.http").setLevel(min(logging.WARNING, max(logging.INFO, root.level)))
     return handler
 
 

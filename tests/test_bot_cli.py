@@ -26,6 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.token-value-never-to-be-printed"
 
 
+@pytest.fixture(autouse=True)
+def keep_discord_http_level():
+    """bot.main() sets discord.http's level; later tests (history imports count its warnings) need it back."""
+    logger = logging.getLogger("discord.http")
+    saved = logger.level
+    yield
+    logger.setLevel(saved)
+
+
 def run_bot(*args: str, token: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT):
     environment = {k: v for k, v in os.environ.items() if k not in (bot.TOKEN_ENV, bot.SETTINGS_ENV)}
     if token is not None:
