@@ -182,15 +182,15 @@ async def test_messages_stored_without_vectors_at_a_shutdown_are_embedded_after_
 
 @pytest.mark.sqlite_only  # FAISS index files
 async def test_a_full_disk_at_close_is_one_warning_not_a_traceback(memory, monkeypatch, caplog):
-    from qwen3_memory.backends.sqlite.index import VectorIndex
+    from qwen3_memory.backends.sqlite import indexes
 
     await memory.capture.submit(message(1, "an index to save at close"))
     await memory.capture.drain()
 
-    def no_space(self, path):
+    def no_space(items):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(VectorIndex, "save", no_space)
+    monkeypatch.setattr(indexes, "save_many", no_space)  # what a flush writes index files with
     with caplog.at_level(logging.WARNING):
         await memory.capture.stop()
     assert "index files not saved (no space left)" in caplog.text and "Traceback" not in caplog.text
