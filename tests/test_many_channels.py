@@ -134,9 +134,9 @@ async def fill_small_channels(memory: Memory, channels: int, per_channel: int) -
 async def test_a_job_of_small_channels_migrates_them_in_groups_and_resumes_a_group_paused_midway(
     memory: Memory, tiny_qwen3_dir
 ):
-    await fill_small_channels(memory, channels=8, per_channel=3)
+    await fill_small_channels(memory, channels=16, per_channel=3)
     engine = MigrationEngine(memory)
-    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=4)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=2)
     update_channels = engine.jobs.update_channels
 
     paused = []
@@ -152,7 +152,7 @@ async def test_a_job_of_small_channels_migrates_them_in_groups_and_resumes_a_gro
     channels = await engine.jobs.channels(job.id)
     assert {c.status for c in channels} == {J.BACKFILL}  # the group started together
     target = await memory.store.get_space(job.target_space_id)
-    assert 0 < sum(c.done for c in channels) < 24  # paused midway (the batch being encoded is committed too)
+    assert 0 < sum(c.done for c in channels) < 48  # paused midway (the batch being encoded is committed too)
     for c in channels:  # each cursor says what is stored: the resume continues from there
         assert (c.cursor > 0) == (c.done > 0)
         assert await memory.store.count_vectors(target.id, 1, c.channel_id) == c.done
@@ -164,7 +164,7 @@ async def test_a_job_of_small_channels_migrates_them_in_groups_and_resumes_a_gro
     for c in channels:
         assert await memory.store.count_vectors(target.id, 1, c.channel_id) == 3
         assert c.report["passed"] and c.report["self_retrieval"] == 1.0
-    assert sum(c.report["agreement_queries"] for c in channels) == 24  # the job's budget, capped by its messages
+    assert sum(c.report["agreement_queries"] for c in channels) == 48  # the job's budget, capped by its messages
 
 
 async def test_the_plan_adds_a_measured_fixed_cost_per_channel(memory: Memory, tiny_qwen3_dir):

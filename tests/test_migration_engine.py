@@ -338,8 +338,9 @@ async def test_out_of_memory_halves_the_batch_and_finishes(filled, tiny_qwen3_di
     seen_sizes = []
 
     def encode_with_a_memory_limit(texts, batch_size=None):
-        seen_sizes.append(len(texts))
-        if len(texts) > 4:  # fault injection: pretend batches above 4 do not fit in memory
+        size = min(len(texts), batch_size or len(texts))  # the model's batch: a call may hold several
+        seen_sizes.append(size)
+        if size > 4:  # fault injection: pretend batches above 4 do not fit in memory
             raise EncodeOutOfMemory("out of memory (injected)")
         return real_encode(texts, batch_size)
 

@@ -5,7 +5,8 @@ size: reads of its bounds and counts, a catch-up and a verify, status changes, a
 thousands of 25-message channels that is most of the job, so an estimate from the encode speed
 alone is several times too short. The probe times the reads and an empty write transaction on a
 sample of the planned channels (changing nothing), and :data:`PROBE_TO_CHANNEL` scales that to a
-whole channel's work; it was fitted on ``bench/many_channels.py`` (both shapes within 25%).
+whole channel's work. ``bench/many_channels.py`` prints the plan's estimate against the measured job
+for both shapes: the factor is a first guess, not fitted yet (the runs so far were on a loaded machine).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from qwen3_memory.backends import Store
 
 PROBE_CHANNELS = 16  # channels the probe visits (the smallest: their fixed cost is what matters)
-PROBE_TO_CHANNEL = 4.0  # a migrated channel's fixed seconds / the probe's seconds for it (fitted, see above)
+PROBE_TO_CHANNEL = 4.0  # a migrated channel's fixed seconds / the probe's seconds for it (a first guess, see above)
 
 
 async def probe_channel_seconds(store: Store, channels: Sequence[tuple[int, int]], space_id: int) -> float:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 TRANSFORM_MAP = "linear_map"  # the job artifact holding a fitted transform
 
 
+ENCODE_WINDOW = 4  # batches read and encoded per call: the model sorts a call's texts by length, so it pads less
 GROUP_MESSAGES = 2048  # small pending channels are migrated together, up to about this many messages at once
 GROUP_CHANNELS = 256  # and at most this many channels
 
@@ -389,7 +390,8 @@ class ChannelRunner:
         """Encode, store and commit batches until ``scroll`` has none left; False if paused or cancelled.
 
         ``scroll(size)`` reads the next batch after the last one ``advance`` accepted (after an out-of-memory
-        halving, the same messages again); ``advance(batch)`` moves past it and says what ``commit`` records.
+        halving, the same messages again); a batch is :data:`ENCODE_WINDOW` times the batch size, encoded in one
+        call in batches of the batch size; ``advance(batch)`` moves past it and says what ``commit`` records.
         Pipelined: while batch *n* is stored, indexed and its cursor committed (database and FAISS threads),
         batch *n+1* is already being encoded (model threads), so the model never waits for bookkeeping.
         Cursors are still committed strictly in order.
@@ -402,7 +404,7 @@ class ChannelRunner:
             progress.advance(len(batch))
 
         try:
-            batch = await scroll(sizer.size)
+            batch = await scroll(sizer.size * ENCODE_WINDOW)
             while batch:
                 if await self.stop_requested(job.id):
                     return False
@@ -411,10 +413,10 @@ class ChannelRunner:
                     await pending
                     pending = None
                 if vectors is None:  # out of memory: the same messages again, in a halved batch
-                    batch = await scroll(sizer.size)
+                    batch = await scroll(sizer.size * ENCODE_WINDOW)
                     continue
                 pending = asyncio.create_task(store_and_commit(batch, vectors, advance(batch)))
-                batch = await scroll(sizer.size)
+                batch = await scroll(sizer.size * ENCODE_WINDOW)
         finally:
             if pending is not None:
                 await pending
