@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 import re
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from build_eval import write_or_check  # the sibling script: one way to write and check a set
 
 SEED = 16016
 HERE = Path(__file__).resolve().parent
@@ -233,16 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="verify the file on disk is up to date")
     args = ap.parse_args(argv)
     rows = build()
-    summary = validate(rows)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    if args.check:
-        if not args.out.exists() or args.out.read_text(encoding="utf-8") != text:
-            print(f"{args.out} is out of date", file=sys.stderr)
-            return 1
-    else:
-        args.out.write_text(text, encoding="utf-8")
-    print(summary)
-    return 0
+    return write_or_check(rows, validate(rows), args.out, args.check)
 
 
 if __name__ == "__main__":
