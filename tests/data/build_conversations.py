@@ -33,7 +33,6 @@ snowflake ids, ``reply_to`` when the message is a reply), then queries. Determin
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
 import re
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from build_eval import write_or_check  # the sibling script: one way to write and check a set
+from build_eval import build_main  # the sibling script: one command line to write and check a set
 
 SEED = 16016
 HERE = Path(__file__).resolve().parent
@@ -228,12 +227,7 @@ def validate(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="build tests/data/eval_conversations.jsonl")
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--check", action="store_true", help="verify the file on disk is up to date")
-    args = ap.parse_args(argv)
-    rows = build()
-    return write_or_check(rows, validate(rows), args.out, args.check)
+    return build_main(argv, OUT, build, validate)
 
 
 if __name__ == "__main__":

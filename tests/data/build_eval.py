@@ -1321,12 +1321,17 @@ def validate(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="build tests/data/eval_chat.jsonl")
-    ap.add_argument("--out", type=Path, default=OUT)
+    return build_main(argv, OUT, build, validate)
+
+
+def build_main(argv: list[str] | None, default_out: Path, build_rows, validate_rows) -> int:
+    """The command line of a set builder: build, validate, then write (or ``--check``) the file."""
+    ap = argparse.ArgumentParser(description=f"build tests/data/{default_out.name}")
+    ap.add_argument("--out", type=Path, default=default_out)
     ap.add_argument("--check", action="store_true", help="verify the file on disk is up to date")
     args = ap.parse_args(argv)
-    rows = build()
-    return write_or_check(rows, validate(rows), args.out, args.check)
+    rows = build_rows()
+    return write_or_check(rows, validate_rows(rows), args.out, args.check)
 
 
 def write_or_check(rows: list[dict], summary: str, out: Path, check: bool) -> int:
