@@ -17,6 +17,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from qwen3_memory.backends.protocol import Store
+
 #: A message that asks: a question mark (ASCII or full-width), or a Chinese question particle or word.
 _ASKS = re.compile(r"[?？]|[吗呢么][\s。！!~～]*$|怎么|为什么|什么|哪|谁|几点|如何|有没有")
 
@@ -99,11 +103,11 @@ class CarriedLists:
 
 
 async def in_conversation(
-    store,
+    store: Store,
     space_id: int,
     guild_id: int,
     channel_id: int,
-    query_vector,
+    query_vector: np.ndarray | None,
     dense: list[tuple[int, float]] | None,
     lexical: list[tuple[int, float]] | None,
     options: ConversationOptions,
@@ -137,7 +141,9 @@ async def in_conversation(
     return CarriedLists(dense, lexical, asked)
 
 
-def _within(followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options) -> list[Follower]:
+def _within(
+    followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options: ConversationOptions
+) -> list[Follower]:
     """The followers whose source is among this list's first ``sources`` candidates."""
     heads = {i for i, _ in ranked[: options.sources]}
     return [f for f in followers if f.source_id in heads]
