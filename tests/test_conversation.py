@@ -8,14 +8,18 @@ store never reads past a channel, and a migrated channel carries in its new spac
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from qwen3_memory import evaluation
 from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.recall.conversation import ConversationOptions, Follower, asks, carry_forward
 from qwen3_memory.recall.weighting import LexicalWeighting
 from qwen3_memory.space import EmbeddingSpace
 from tests.factories import message
 
+CONVERSATION_SET = Path(__file__).parent / "data" / "eval_conversations.jsonl"
 T0 = 1_700_000_000.0
 QUESTION = "anyone know why certbot renew keeps timing out on my vps? every single time"
 ANSWER = "it's the firewall: port 80 is closed. run `sudo ufw allow 80/tcp` and retry the dry run"
@@ -145,3 +149,16 @@ async def test_a_migrated_channel_carries_in_its_new_space(chat):
     ranked = [h.message.id for h in hits]
     assert ranked.index(5) < ranked.index(3)
     assert {h.space_id for h in hits} == {(await chat.recaller.read_space(1, 10)).id} != {1}
+
+
+def test_the_conversation_set_loads_with_splits_and_answers_that_are_not_the_question():
+    eval_set = evaluation.load_eval_set(CONVERSATION_SET)
+    by_id = {m.id: m for m in eval_set.messages}
+    runs = [evaluation.QueryRun(q, q.relevant, 0.0) for q in eval_set.queries]  # a perfect ranking
+
+    summary = evaluation.summarize(runs)
+
+    assert {q.split for q in eval_set.queries} == {"tune", "check"}
+    assert summary["split"]["tune"]["n"] + summary["split"]["check"]["n"] == len(eval_set.queries) >= 100
+    assert summary["split_lang"]["check/zh"]["ndcg@10"] == pytest.approx(1.0)
+    assert all(q.text.lower() not in by_id[i].content.lower() for q in eval_set.queries for i in q.relevant)

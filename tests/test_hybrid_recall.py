@@ -395,7 +395,7 @@ def write_dataset(path: Path) -> Path:
         {"type": "message", "id": 21, "guild_id": 1, "channel_id": 20, "content": CHAT[5]},
         {"type": "message", "id": 22, "guild_id": 1, "channel_id": 20, "content": CHAT[7]},
     ]
-    for hour, row in enumerate(rows):  # an hour apart: no line follows another in conversation (test_conversation)
+    for hour, row in enumerate(rows, start=9):  # an hour apart: unrelated lines, not one conversation
         row.update(author_id=5, author_name="ann", created_at=f"2025-01-06T{hour:02d}:08:19+00:00")
     queries = [
         ("q1", 10, "how many people live in Berlin?", [11], "en", "paraphrase"),

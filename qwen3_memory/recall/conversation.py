@@ -17,6 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from qwen3_memory.backends.protocol import Store
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 
 #: A message that asks: a question mark (ASCII or full-width), or a Chinese question particle or word.
@@ -101,11 +104,11 @@ class CarriedLists:
 
 
 async def in_conversation(
-    store,
+    store: Store,
     space_id: int,
     guild_id: int,
     channel_id: int,
-    query_vector,
+    query_vector: np.ndarray | None,
     dense: list[tuple[int, float]] | None,
     lexical: list[tuple[int, float]] | None,
     options: ConversationOptions,
@@ -143,7 +146,9 @@ async def in_conversation(
     return CarriedLists(dense, lexical, asked)
 
 
-def _within(followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options) -> list[Follower]:
+def _within(
+    followers: Sequence[Follower], ranked: Sequence[tuple[int, float]], options: ConversationOptions
+) -> list[Follower]:
     """The followers whose source is among this list's first ``sources`` candidates."""
     heads = {i for i, _ in ranked[: options.sources]}
     return [f for f in followers if f.source_id in heads]

@@ -33,15 +33,14 @@ snowflake ids, ``reply_to`` when the message is a reply), then queries. Determin
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import random
 import re
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from build_eval import build_main  # the sibling script: one command line to write and check a set
 
 SEED = 16016
 HERE = Path(__file__).resolve().parent
@@ -228,21 +227,7 @@ def validate(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="build tests/data/eval_conversations.jsonl")
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--check", action="store_true", help="verify the file on disk is up to date")
-    args = ap.parse_args(argv)
-    rows = build()
-    summary = validate(rows)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    if args.check:
-        if not args.out.exists() or args.out.read_text(encoding="utf-8") != text:
-            print(f"{args.out} is out of date", file=sys.stderr)
-            return 1
-    else:
-        args.out.write_text(text, encoding="utf-8")
-    print(summary)
-    return 0
+    return build_main(argv, OUT, build, validate)
 
 
 if __name__ == "__main__":

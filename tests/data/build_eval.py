@@ -1321,20 +1321,29 @@ def validate(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="build tests/data/eval_chat.jsonl")
-    ap.add_argument("--out", type=Path, default=OUT)
+    return build_main(argv, OUT, build, validate)
+
+
+def build_main(argv: list[str] | None, default_out: Path, build_rows, validate_rows) -> int:
+    """The command line of a set builder: build, validate, then write (or ``--check``) the file."""
+    ap = argparse.ArgumentParser(description=f"build tests/data/{default_out.name}")
+    ap.add_argument("--out", type=Path, default=default_out)
     ap.add_argument("--check", action="store_true", help="verify the file on disk is up to date")
     args = ap.parse_args(argv)
-    rows = build()
-    summary = validate(rows)
+    rows = build_rows()
+    return write_or_check(rows, validate_rows(rows), args.out, args.check)
+
+
+def write_or_check(rows: list[dict], summary: str, out: Path, check: bool) -> int:
+    """Write ``rows`` as JSONL to ``out`` (or with ``check`` only compare) and print the summary."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    if args.check:
-        if not args.out.exists() or args.out.read_text(encoding="utf-8") != text:
-            print(f"{args.out} is out of date", file=sys.stderr)
+    if check:
+        if not out.exists() or out.read_text(encoding="utf-8") != text:
+            print(f"{out} is out of date", file=sys.stderr)
             return 1
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
     print(summary)
     return 0
 
