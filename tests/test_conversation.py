@@ -117,6 +117,20 @@ async def test_a_carried_hit_still_reports_its_own_cosine(chat):
     assert [h.similarity for h in hits] == pytest.approx([float(vectors[h.message.id] @ query_vector) for h in hits])
 
 
+async def test_a_filtered_recall_never_returns_a_carried_answer_the_filter_excludes(memory, backend):
+    from qwen3_memory.filters import RecallFilters
+
+    await memory.capture.write(
+        [message(i, text, author_id=101 if i == 5 else 100, created_at=T0 + dt) for i, text, dt in CHANNEL]
+    )
+    options = memory.recall_options(k=5, min_score=-1.0)
+    mine = await memory.recaller.recall(1, 10, QUERY, options, filters=RecallFilters.of(authors=[100]))
+    everyone = await memory.recaller.recall(1, 10, QUERY, options)
+
+    assert everyone[0].message.id == 5  # the answer, by author 101, carried by the question
+    assert mine and all(h.message.author_id == 100 for h in mine)  # the question still asks; its answer is not shown
+
+
 async def test_a_deleted_question_no_longer_lifts_its_answer(chat):
     await chat.capture.delete([3], wait=True)
 
