@@ -210,10 +210,10 @@ async def test_the_migration_pauses_itself_on_a_full_disk_and_resume_completes_i
     real_put = filled.store.put_vectors
     writes = 0
 
-    async def put_vectors(space, messages, vectors):  # the disk fills up after five batches
+    async def put_vectors(space, messages, vectors):  # the disk fills up after the first write
         nonlocal writes
         writes += 1
-        disk.full = disk.full or writes == 6
+        disk.full = disk.full or writes == 2
         return await real_put(space, messages, vectors)
 
     monkeypatch.setattr(filled.store, "put_vectors", put_vectors)
@@ -299,12 +299,12 @@ FILL_THE_DISK_AFTER_TWO_BATCHES = """
 
     async def put_vectors(self, space, messages, vectors):
         full[0] += space.dimension == 64  # the migration's target
-        if full[0] > 2:
+        if full[0] > 1:
             raise sqlite3.OperationalError("database or disk is full")
         return await real_put(self, space, messages, vectors)
 
     def save(self, path):
-        if full[0] > 2:
+        if full[0] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
 
     import qwen3_memory.backends.sqlite.indexes as indexes
@@ -312,7 +312,7 @@ FILL_THE_DISK_AFTER_TWO_BATCHES = """
     real_save_many = indexes.save_many
 
     def save_many(items):
-        if full[0] > 2:
+        if full[0] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save_many(items)
 

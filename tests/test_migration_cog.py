@@ -11,6 +11,7 @@ import asyncio
 import errno
 import json
 import logging
+import math
 import re
 import sqlite3
 import time
@@ -74,12 +75,13 @@ async def fill(harness: DiscordHarness, counts: dict[int, int], guild: int = 0) 
 
 
 def slow_target(monkeypatch, harness: DiscordHarness, seconds: float = 0.05) -> None:
-    """Encoding with the target model takes a little longer per batch, so progress can be watched."""
+    """Encoding with the target model takes ``seconds`` longer per 4 texts, so progress can be watched
+    (per text, not per call: a migration hands the model several batches in one call)."""
     service = harness.memory.services.get(harness.memory.settings.memory.migration.target().embedding)
     real = service.encode_documents
 
     def slow(texts, batch_size=None):
-        time.sleep(seconds)
+        time.sleep(seconds * math.ceil(len(texts) / 4))
         return real(texts, batch_size)
 
     monkeypatch.setattr(service, "encode_documents", slow)
@@ -371,7 +373,7 @@ async def test_start_status_verify_compare_swap_rollback_while_members_keep_chat
 
 
 async def test_status_stops_following_after_a_bounded_time_and_cancel_stops_a_running_job(harness, monkeypatch):
-    await fill(harness, {0: 16})
+    await fill(harness, {0: 64})  # about 3 s of encoding: still running when the status stops following
     slow_target(monkeypatch, harness, 0.2)
     cog, engine, admin = cog_of(harness), engine_of(harness), harness.member(0)
     cog.status_refresh_s, cog.status_follow_s = 0.05, 0.15
