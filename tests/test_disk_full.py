@@ -210,10 +210,10 @@ async def test_the_migration_pauses_itself_on_a_full_disk_and_resume_completes_i
     real_put = filled.store.put_vectors
     writes = 0
 
-    async def put_vectors(space, messages, vectors):  # the disk fills up after five batches
+    async def put_vectors(space, messages, vectors):  # the disk fills up after two writes (of four batches each)
         nonlocal writes
         writes += 1
-        disk.full = disk.full or writes == 6
+        disk.full = disk.full or writes == 3
         return await real_put(space, messages, vectors)
 
     monkeypatch.setattr(filled.store, "put_vectors", put_vectors)
@@ -292,6 +292,7 @@ def _run_cli(settings: Path, *argv: str, inject: str = "") -> subprocess.Complet
 
 FILL_THE_DISK_AFTER_TWO_BATCHES = """
     import errno, sqlite3
+    from qwen3_memory.backends.sqlite import indexes
     from qwen3_memory.backends.sqlite.index import VectorIndex
     from qwen3_memory.backends.sqlite.store import SQLiteStore
 
@@ -299,15 +300,19 @@ FILL_THE_DISK_AFTER_TWO_BATCHES = """
 
     async def put_vectors(self, space, messages, vectors):
         full[0] += space.dimension == 64  # the migration's target
-        if full[0] > 2:
+        if full[0] > 1:
             raise sqlite3.OperationalError("database or disk is full")
         return await real_put(self, space, messages, vectors)
 
     def save(self, path):
-        if full[0] > 2:
+        if full[0] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    SQLiteStore.put_vectors, VectorIndex.save = put_vectors, save
+    def save_many(items):
+        if full[0] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    SQLiteStore.put_vectors, VectorIndex.save, indexes.save_many = put_vectors, save, save_many
 """
 
 
