@@ -210,10 +210,10 @@ async def test_the_migration_pauses_itself_on_a_full_disk_and_resume_completes_i
     real_put = filled.store.put_vectors
     writes = 0
 
-    async def put_vectors(space, messages, vectors):  # the disk fills up after the first write
+    async def put_vectors(space, messages, vectors):  # the disk fills up after two writes (of four batches each)
         nonlocal writes
         writes += 1
-        disk.full = disk.full or writes == 2
+        disk.full = disk.full or writes == 3
         return await real_put(space, messages, vectors)
 
     monkeypatch.setattr(filled.store, "put_vectors", put_vectors)
@@ -292,6 +292,7 @@ def _run_cli(settings: Path, *argv: str, inject: str = "") -> subprocess.Complet
 
 FILL_THE_DISK_AFTER_TWO_BATCHES = """
     import errno, sqlite3
+    from qwen3_memory.backends.sqlite import indexes
     from qwen3_memory.backends.sqlite.index import VectorIndex
     from qwen3_memory.backends.sqlite.store import SQLiteStore
 
@@ -307,14 +308,9 @@ FILL_THE_DISK_AFTER_TWO_BATCHES = """
         if full[0] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    import qwen3_memory.backends.sqlite.indexes as indexes
-
-    real_save_many = indexes.save_many
-
     def save_many(items):
         if full[0] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save_many(items)
 
     SQLiteStore.put_vectors, VectorIndex.save, indexes.save_many = put_vectors, save, save_many
 """

@@ -417,8 +417,10 @@ class MigrationEngine:
                     job, unit, strategy, source, target, sizer, progress, logger, [shares[id(c)] for c in unit]
                 )
                 if finished and job.options.get("auto_swap", True):
-                    # another process may be swapping it now if this one lost the job's claim
+                    # another process may be swapping it now if this one lost the job's claim; a job cancelled
+                    # meanwhile (a small channel can go from backfill to verified in one model call) never swaps
                     finished = await self.memory.claims.holds("job", job.id)
+                    finished = finished and (await self.jobs.get(job_id)).status != J.CANCELLED
                     for channel in unit if finished else ():
                         if await self._passes_gate(job, channel, logger):
                             await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
