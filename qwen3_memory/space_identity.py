@@ -54,10 +54,13 @@ async def stored_samples(store) -> dict[int, tuple[EmbeddingSpace, StoredSample]
     """Per space id, a few stored messages that have a vector in it (from the largest or smallest channels)."""
     channels = await store.message_channels()  # (guild, channel, count), smallest first
     tried = list(dict.fromkeys([*reversed(channels[-CHANNELS_TRIED:]), *channels[:CHANNELS_TRIED]]))
+    messages_of = [  # read once, whatever the number of spaces
+        [m for m in await store.scroll_messages(guild_id, channel_id, 0, 16) if m.content.strip()]
+        for guild_id, channel_id, _ in tried
+    ]
     found: dict[int, tuple[EmbeddingSpace, StoredSample]] = {}
     for space in await store.list_spaces():
-        for guild_id, channel_id, _ in tried:
-            messages = [m for m in await store.scroll_messages(guild_id, channel_id, 0, 16) if m.content.strip()]
+        for messages in messages_of:
             vectors = await store.get_vectors(space.id, [m.id for m in messages])
             kept = [m for m in messages if m.id in vectors][:SAMPLE_SIZE]
             if kept:
