@@ -265,6 +265,16 @@ async def queries_in_memory(memory: Memory, queries: Sequence[EvalQuery]) -> tup
     return kept, len(queries) - len(kept)
 
 
+async def channel_queries_in_memory(
+    memory: Memory, eval_path: str | Path, guild_id: int, channel_id: int
+) -> tuple[list[EvalQuery], int]:
+    """One channel's labelled queries whose relevant messages are stored, and how many were not; the set is
+    read and parsed in a worker thread (a migration verifies channels on the bot's event loop)."""
+    eval_set = await asyncio.to_thread(load_eval_set, eval_path)
+    channel = [q for q in eval_set.queries if (q.guild_id, q.channel_id) == (guild_id, channel_id)]
+    return await queries_in_memory(memory, channel)
+
+
 async def evaluate_channel_spaces(
     memory: Memory,
     eval_path: str | Path,
@@ -280,9 +290,7 @@ async def evaluate_channel_spaces(
     stage (over all kept queries and per kind), and with two or more spaces the change from the
     first to the last (``delta``, positive: the last space is better).
     """
-    eval_set = load_eval_set(eval_path)
-    channel_queries = [q for q in eval_set.queries if (q.guild_id, q.channel_id) == (guild_id, channel_id)]
-    queries, skipped = await queries_in_memory(memory, channel_queries)
+    queries, skipped = await channel_queries_in_memory(memory, eval_path, guild_id, channel_id)
     report: dict[str, Any] = {
         "dataset": str(eval_path),
         "guild_id": guild_id,

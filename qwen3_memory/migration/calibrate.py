@@ -37,11 +37,9 @@ async def labelled_samples(
     memory, space: SpaceRecord, eval_path: Path, guild_id: int, channel_id: int
 ) -> tuple[list[list[float]], list[int]]:
     """Per labelled query of the channel (relevant messages stored): cosines of its relevant hits in the dense top 5."""
-    from qwen3_memory.evaluation import load_eval_set, queries_in_memory
+    from qwen3_memory.evaluation import channel_queries_in_memory
 
-    eval_set = load_eval_set(eval_path)
-    channel = [q for q in eval_set.queries if (q.guild_id, q.channel_id) == (guild_id, channel_id)]
-    queries, _ = await queries_in_memory(memory, channel)
+    queries, _ = await channel_queries_in_memory(memory, eval_path, guild_id, channel_id)
     options = memory.recall_options(k=LABELLED_DEPTH, hybrid=False, rerank=False, min_score=-1.0)
     found, relevant = [], []
     for query in queries:
