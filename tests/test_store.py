@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qwen3_memory.backends.postgres.schema import PG_SCHEMA_VERSION
 from qwen3_memory.backends.protocol import DiskFootprint
 from qwen3_memory.backends.sqlite import store as store_module
 from qwen3_memory.backends.sqlite.schema import SCHEMA_MIGRATIONS, SCHEMA_VERSION
@@ -80,9 +81,10 @@ def tables_of(path: Path) -> set[str]:
 
 
 async def test_a_new_database_gets_the_current_schema_version(store):
-    assert await store.schema_version() == SCHEMA_VERSION
+    current = SCHEMA_VERSION if isinstance(store, SQLiteStore) else PG_SCHEMA_VERSION  # each backend its own
+    assert await store.schema_version() == current
     rows = await store.fetchall("SELECT version FROM schema_version ORDER BY version")
-    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))  # every migration recorded once
+    assert [r[0] for r in rows] == list(range(1, current + 1))  # every migration recorded once
 
 
 async def test_a_new_database_has_every_table(sqlite_store, db_path):

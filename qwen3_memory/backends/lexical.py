@@ -3,6 +3,10 @@
 SQLite's unicode61 tokenizer keeps a run of Chinese characters as one token, so a query can only
 match a whole sentence. We index CJK text as character unigrams and bigrams instead (the usual
 choice for Chinese BM25 without a dictionary) and leave other scripts to unicode61.
+
+The SQLite store also keeps each term scoped to its channel (``c<channel id>x<term>``) beside the
+term itself, so one channel's search reads only its own postings
+(qwen3_memory.backends.sqlite.channel_bm25).
 """
 
 from __future__ import annotations
@@ -26,9 +30,19 @@ def search_terms(text: str) -> list[str]:
     return terms
 
 
-def fts_document(text: str) -> str:
-    """The text stored in the FTS5 table for ``text``."""
-    return " ".join(search_terms(text))
+def scoped_prefix(channel_id: int) -> str:
+    """What precedes a term scoped to ``channel_id`` (letters and digits: the tokenizer keeps it whole)."""
+    return f"c{channel_id}x"
+
+
+def fts_document(text: str, channel_id: int | None = None) -> str:
+    """The text stored in the full-text index for ``text``: its terms, then (with ``channel_id``) the
+    same terms scoped to that channel."""
+    terms = search_terms(text)
+    if channel_id is not None:
+        prefix = scoped_prefix(channel_id)
+        terms += [prefix + term for term in terms]
+    return " ".join(terms)
 
 
 def fts_query(text: str, max_terms: int = 64) -> str:

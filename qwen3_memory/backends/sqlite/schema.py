@@ -236,5 +236,17 @@ CREATE TABLE space_floors (
 );
 """
 
-SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+# Version 8: each full-text row also holds its terms scoped to its channel ("word" of channel 42 adds
+# "c42xword"), so one channel's BM25 reads its own postings; the vocabulary table gives each plain term's
+# document count for the whole table's word rarity (qwen3_memory.backends.sqlite.channel_bm25).
+_V8 = """
+CREATE VIRTUAL TABLE messages_fts_vocab USING fts5vocab(messages_fts, row);
+UPDATE messages_fts
+SET terms = terms || (
+    SELECT ' c' || m.channel_id || 'x' || replace(messages_fts.terms, ' ', ' c' || m.channel_id || 'x')
+    FROM messages m WHERE m.id = messages_fts.rowid)
+WHERE terms <> '' AND rowid IN (SELECT id FROM messages);
+"""
+
+SCHEMA_MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
 SCHEMA_VERSION = max(SCHEMA_MIGRATIONS)

@@ -27,9 +27,10 @@ import aiosqlite
 import numpy as np
 
 from qwen3_memory.backends.checksums import vectors_digest
-from qwen3_memory.backends.lexical import fts_document, fts_query
+from qwen3_memory.backends.lexical import fts_document
 from qwen3_memory.backends.portable_reads import MESSAGE_COLUMNS, PortableReads, message_of
 from qwen3_memory.backends.protocol import DiskFootprint, IndexInfo
+from qwen3_memory.backends.sqlite.channel_bm25 import TableRarity, search_channel
 from qwen3_memory.backends.sqlite.claims import LeaseClaims
 from qwen3_memory.backends.sqlite.index import IndexParams
 from qwen3_memory.backends.sqlite.indexes import ChannelIndexes, Generations, VectorChanges
@@ -178,6 +179,7 @@ class SQLiteStore(PortableReads):
         # Bulk reads in worker threads (vectors, change logs, digests) share one more read-only connection.
         self._worker_reader: sqlite3.Connection | None = None
         self._worker_lock = threading.Lock()
+        self._rarity = TableRarity()  # the whole table's word rarity for BM25, cached (read under _worker_lock)
         # The FAISS indexes, one per (space, channel): persisted under ``vectors_dir``, or kept in memory
         # only when it is None (a store opened to inspect or copy the database).
         self.indexes = ChannelIndexes(self, vectors_dir, params)
@@ -549,7 +551,7 @@ class SQLiteStore(PortableReads):
             )
             await db.executemany(
                 "INSERT INTO messages_fts(rowid, terms) VALUES (?, ?)",
-                [(m.id, fts_document(m.content)) for m in changed],
+                [(m.id, fts_document(m.content, m.channel_id)) for m in changed],
             )
         return changed, edited, generations
 
@@ -601,18 +603,14 @@ class SQLiteStore(PortableReads):
     async def search_text(
         self, guild_id: int, channel_id: int, query: str, limit: int, filters: RecallFilters = NO_FILTERS
     ) -> list[tuple[int, float]]:
-        """BM25 candidates of one channel that pass ``filters``: (message id, score), best first; higher is better."""
-        match = fts_query(query)
-        if not match:
-            return []
-        condition, params = filters.sql("m")
-        rows = await self.fetchall(
-            "SELECT m.id, -bm25(messages_fts) AS score FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            f"WHERE messages_fts MATCH ? AND m.guild_id = ? AND m.channel_id = ?{condition} "
-            "ORDER BY bm25(messages_fts) LIMIT ?",
-            (match, guild_id, channel_id, *params, limit),
-        )
-        return [(r[0], float(r[1])) for r in rows]
+        """BM25 candidates of one channel that pass ``filters``: (message id, score), best first; higher is better.
+        Read from the channel's own postings in a worker thread (channel_bm25)."""
+
+        def search() -> list[tuple[int, float]]:
+            with self._snapshot() as conn:
+                return search_channel(conn, self._rarity, guild_id, channel_id, query, limit, filters)
+
+        return await asyncio.to_thread(search)
 
     async def channel_stats(self, target_space_id: int) -> dict[tuple[int, int], tuple[int, int, int]]:
         """Per channel: (messages without text, without a read-space vector, already in the target space)."""
