@@ -22,9 +22,7 @@ DATA = Path(__file__).parent / "data"
 
 def by_fts5(conn: sqlite3.Connection, guild: int, channel: int, query: str, limit: int, filters=None):
     """FTS5's own ranking of the plain terms over the whole table: the reference."""
-    return channel_bm25._ranked_by_fts5(
-        conn, "messages_fts", guild, channel, query, limit, filters or RecallFilters()
-    )
+    return channel_bm25._ranked_by_fts5(conn, "messages_fts", guild, channel, query, limit, filters or RecallFilters())
 
 
 def assert_same_ranking(ours: list[tuple[int, float]], reference: list[tuple[int, float]]) -> None:
@@ -62,8 +60,9 @@ async def test_filters_and_a_channel_too_big_to_score_in_python_give_the_same_sc
     filters = RecallFilters(authors=frozenset({channel[0].author_id}))
     conn = sqlite3.connect(store.path)
     try:
-        reference = by_fts5(conn, query.guild_id, query.channel_id, "the bot is down again", 20, filters)
-        ours = search_channel(conn, TableRarity(), query.guild_id, query.channel_id, "the bot is down again", 20, filters)
+        where = (query.guild_id, query.channel_id, "the bot is down again", 20)
+        reference = by_fts5(conn, *where, filters)
+        ours = search_channel(conn, TableRarity(), *where, filters)
         assert reference and all(m in {c.id for c in channel if c.author_id == channel[0].author_id} for m, _ in ours)
         assert_same_ranking(ours, reference)
         monkeypatch.setattr(channel_bm25, "MAX_SCORED", 0)  # every channel now goes to FTS5's own ranking
