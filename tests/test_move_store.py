@@ -21,10 +21,13 @@ from psycopg.conninfo import make_conninfo
 from qwen3_memory.backends.claims import AdvisoryClaims
 from qwen3_memory.backends.postgres.store import PostgresStore
 from qwen3_memory.backends.sqlite.store import SQLiteStore
+from qwen3_memory.history.cursors import PAUSED, ImportCursors
+from qwen3_memory.history.source import ChannelRef
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration.cli import main
 from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.move_store import NEXT_STEP, StoreMove
+from qwen3_memory.recall.floors import SpaceFloor, get_floor, save_floor
 from qwen3_memory.settings import load_settings
 from qwen3_memory.space import EmbeddingSpace
 from tests.factories import TOPICS, message, qwen3_target
@@ -57,6 +60,11 @@ async def build_memory(settings_path: Path, tiny_dir: Path) -> None:
             next_id += n
         await memory.store.set_opted_out(1, 555, True)
         await memory.store.set_channel_enabled(2, 20, False)
+        cursors = ImportCursors(memory.store)  # an import of channel 11 stopped halfway, to resume after the move
+        await cursors.queue(1, [ChannelRef(11)], 0)
+        await cursors.advance(1, 11, 1_100, 120, 100, 20)
+        await cursors.set_status(1, 11, PAUSED)
+        await save_floor(memory.store, SpaceFloor(memory.default_space.id, 0.31, "label-free", {"samples": 40}, 1.0))
         engine = MigrationEngine(memory)
         job = await engine.start(qwen3_target(tiny_dir), channel_ids=[10, 11], auto_swap=False, backup=False)
         await engine.run(job.id)
@@ -114,6 +122,10 @@ async def describe(store) -> dict:
         "spaces": {s.spec.key: s.spec for s in spaces.values()},
         "channels": channels,
         "opted_out": {g: await store.opted_out_users(g) for g in (1, 2)},
+        "floors": {s.spec.key: getattr(await get_floor(store, s.id), "floor", None) for s in spaces.values()},
+        "imports": [
+            (r.channel_id, r.status, r.cursor, r.read, r.stored) for r in await ImportCursors(store).channels()
+        ],
     }
 
 
@@ -161,6 +173,7 @@ def test_a_full_move_copies_everything_and_recall_finds_the_same_hits(bot, pg_ds
     assert [len(source["channels"][(1, c)]["sums"]) for c in (10, 11)] == [2, 2]  # two spaces were moved there
     assert source["channels"][(1, 10)]["read"] != source["channels"][(1, 11)]["read"]
     assert source["opted_out"][1] == {555} and not source["channels"][(2, 20)]["enabled"]
+    assert source["imports"] == [(11, PAUSED, 1_100, 120, 100)] and 0.31 in source["floors"].values()
     asyncio.run(same_recall(load_settings(bot), make_settings(backend="postgres", database_url=pg_dsn)))
 
 

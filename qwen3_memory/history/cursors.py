@@ -76,6 +76,26 @@ class ImportCursors:
                 (up_to, guild_id, channel_id, up_to),
             )
 
+    async def adopt(self, rows: Sequence[ChannelImport]) -> None:
+        """Take over rows read from another store (a memory moved there): each channel keeps whichever of the
+        two went further, so running the copy again never moves a cursor back."""
+        now = time.time()
+        async with self.store.transaction() as db:
+            await db.executemany(
+                "INSERT INTO history_imports(guild_id, channel_id, parent_id, status, cursor, read_count, "
+                "stored_count, skipped_count, error, queued_up_to, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (guild_id, channel_id) DO UPDATE SET parent_id = excluded.parent_id, "
+                "status = excluded.status, cursor = excluded.cursor, read_count = excluded.read_count, "
+                "stored_count = excluded.stored_count, skipped_count = excluded.skipped_count, error = excluded.error, "
+                "queued_up_to = excluded.queued_up_to, updated_at = excluded.updated_at "
+                "WHERE history_imports.cursor < excluded.cursor",
+                [
+                    (r.guild_id, r.channel_id, r.parent_id, r.status, r.cursor, r.read, r.stored, r.skipped, r.error,
+                     r.queued_up_to, now)
+                    for r in rows
+                ],
+            )  # fmt: skip
+
     async def set_status(
         self, guild_id: int, channel_id: int | None, status: str, error: str | None = None, only: Sequence[str] = ()
     ) -> None:

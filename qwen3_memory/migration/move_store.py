@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +31,9 @@ from qwen3_memory.backends.claims import AdvisoryClaims
 from qwen3_memory.backends.postgres.schema import HALFVEC_ABOVE
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.errors import SettingsError, UserFacingError
+from qwen3_memory.history.cursors import ImportCursors
 from qwen3_memory.migration import jobs as J
+from qwen3_memory.recall.floors import get_floor, save_floor
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.settings import Settings
 
@@ -251,6 +253,7 @@ class StoreMove:
         for state in channels:
             await self._copy_pointers(state)
         await self._copy_opted_out()
+        await self._copy_floors_and_imports()
         await self._note_jobs_and_halfvecs()
         await self._copy_all_messages(keys, counts)
         await self._copy_all_vectors(keys)
@@ -366,6 +369,19 @@ class StoreMove:
             for user_id in sorted(wanted - await self.dest.opted_out_users(guild_id)):
                 await self.dest.set_opted_out(guild_id, user_id, True)
             self.report.opted_out += len(wanted)
+
+    async def _copy_floors_and_imports(self) -> None:
+        """Each space's calibrated score floor (the newer one wins) and the history-import cursors, so recall
+        answers with the same floors and an unfinished import resumes on the destination where it stopped."""
+        for source_id, dest_space in self.spaces.items():
+            floor = await get_floor(self.source, source_id)
+            there = await get_floor(self.dest, dest_space.id)
+            if floor is not None and (there is None or there.measured_at < floor.measured_at):
+                await save_floor(self.dest, replace(floor, space_id=dest_space.id))
+        imports = await ImportCursors(self.source).channels()
+        if imports:
+            await ImportCursors(self.dest).adopt(imports)
+            self.report.notes.append(f"history-import cursors moved for {len(imports)} channel(s)")
 
     async def _note_jobs_and_halfvecs(self) -> None:
         """Say what is not moved (job history) and what cannot be checked bit for bit (halfvec spaces)."""
