@@ -200,6 +200,7 @@ class HistorySettings:
     gap_fill: bool = True  # at startup and after a reconnect, fetch what enabled channels missed
     gap_fill_max_messages: int = 5_000  # per channel and gap; older missed messages need /memory import
     channels_per_guild: int = 1  # channels read at once per guild (live capture shares the writer)
+    guilds_at_once: int = 2  # guilds importing (or filling a gap) at once; the others wait, queued, in order
     pages_in_flight: int = 4  # pages of 100 queued for the writer per channel before the reader waits
 
 

@@ -226,6 +226,30 @@ async def test_pause_resume_and_cancel(world):
     assert (await ImportCursors(world.memory.store).channels(GUILD))[0].status in ("cancelled", "done")
 
 
+async def test_guilds_beyond_the_limit_wait_their_turn_queued(world):
+    other_guild, other_channel = GUILD + 1, OTHER + 1
+    world.discord.channel(other_guild, other_channel, "elsewhere")
+    kept = chat(world.discord, CHANNEL, 120)
+    kept_elsewhere = chat(world.discord, other_channel, 40)
+    importer = world.new_importer(guilds_at_once=1)
+    try:
+        await importer.start(GUILD, [ChannelRef(CHANNEL, name="general")])
+        await importer.pause(GUILD)  # holds the one turn
+        await asyncio.sleep(0.05)
+        await importer.start(other_guild, [ChannelRef(other_channel, name="elsewhere")])
+        await asyncio.sleep(0.2)
+        waiting = importer.progress(other_guild)
+        assert waiting.state == "queued" and waiting.read == 0
+        assert not world.discord.message_requests(other_channel)
+        await importer.resume(GUILD)
+        first, second = await importer.wait(GUILD), await importer.wait(other_guild)
+        assert (first.state, second.state) == ("done", "done")
+        elsewhere = await world.memory.store.scroll_messages(other_guild, other_channel, 0, 1000)
+        assert sorted(await world.stored()) == kept and sorted(m.id for m in elsewhere) == kept_elsewhere
+    finally:
+        await importer.close()
+
+
 @pytest.mark.usefixtures("backend")  # on SQLite + FAISS and on Postgres + pgvector
 async def test_gap_fill_fetches_what_was_posted_while_away_bounded(world):
     before = chat(world.discord, CHANNEL, 50)

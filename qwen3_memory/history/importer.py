@@ -5,7 +5,9 @@ page's human messages, minus members who opted out and messages already stored, 
 capture writer as history copies (stored only if still absent, so a live edit or delete always wins),
 followed by a checkpoint; once the writer passes it, the channel's cursor moves to the page's
 newest id in the database. At most ``pages_in_flight`` pages wait for the writer per channel, so
-live messages never queue behind a whole import, and ``channels_per_guild`` channels are read at once.
+live messages never queue behind a whole import, and ``channels_per_guild`` channels are read at once;
+at most ``guilds_at_once`` guilds import (or fill a gap) at a time, the others wait in order, so a
+bot in many servers never lets imports crowd out live capture.
 The writer embeds off the event loop into every write space of the channel (both spaces during a
 migration) and keeps the full-text index, exactly as for live messages.
 """
@@ -16,7 +18,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from qwen3_memory.errors import UserFacingError
@@ -80,6 +83,7 @@ class HistoryImporter:
         self.settings = settings
         self.cursors = ImportCursors(memory.store)
         self._imports: dict[int, _GuildImport] = {}
+        self._turns = asyncio.Semaphore(max(1, settings.guilds_at_once))  # guilds importing at once
 
     # ------------------------------------------------------------------ what the faces call
     def progress(self, guild_id: int) -> ImportProgress | None:
@@ -169,6 +173,16 @@ class HistoryImporter:
         ``/memory import``."""
         unfinished = {r.channel_id for r in await self.cursors.channels(guild_id, UNFINISHED)}
         progress = ImportProgress(guild_id, channels_total=len(channels))
+        async with self._turn(progress):
+            await self._fill_gap_channels(progress, channels, unfinished, stored_before_id)
+        progress.state, progress.finished = DONE, time.monotonic()
+        log.info("gap fill of guild %d: %s", guild_id, progress.summary())
+        return progress
+
+    async def _fill_gap_channels(
+        self, progress: ImportProgress, channels: Sequence[ChannelRef], unfinished: set[int], stored_before_id: int
+    ) -> None:
+        guild_id = progress.guild_id
         for ref in channels:
             newest = await self._newest_stored(guild_id, ref.channel_id, stored_before_id)
             if ref.channel_id in unfinished or not newest:
@@ -186,9 +200,6 @@ class HistoryImporter:
                     limit,
                 )
             progress.channels_done += 1
-        progress.state, progress.finished = DONE, time.monotonic()
-        log.info("gap fill of guild %d: %s", guild_id, progress.summary())
-        return progress
 
     # ------------------------------------------------------------------ the work
     def _running(self, guild_id: int) -> _GuildImport:
@@ -201,7 +212,26 @@ class HistoryImporter:
         self._imports[guild_id] = running
         running.task = asyncio.create_task(self._run(running, channels), name=f"history-import-{guild_id}")
 
+    @asynccontextmanager
+    async def _turn(self, progress: ImportProgress) -> AsyncIterator[None]:
+        """Wait until fewer than ``guilds_at_once`` guilds import; shown as queued meanwhile."""
+        if self._turns.locked():
+            state, progress.state = progress.state, QUEUED
+            log.info("history import of guild %d waits for another server's import to end", progress.guild_id)
+            await self._turns.acquire()
+            progress.state = state if progress.state == QUEUED else progress.state
+        else:
+            await self._turns.acquire()
+        try:
+            yield
+        finally:
+            self._turns.release()
+
     async def _run(self, running: _GuildImport, channels: list[tuple[ChannelRef, int]]) -> None:
+        async with self._turn(running.progress):
+            await self._run_turn(running, channels)
+
+    async def _run_turn(self, running: _GuildImport, channels: list[tuple[ChannelRef, int]]) -> None:
         progress = running.progress
         todo: asyncio.Queue[tuple[ChannelRef, int]] = asyncio.Queue()
         for item in channels:

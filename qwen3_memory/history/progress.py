@@ -13,7 +13,7 @@ from qwen3_memory.units import human_duration
 class ImportProgress:
     guild_id: int
     channels_total: int
-    state: str = "running"  # running, paused, done, cancelled, failed (the whole guild's)
+    state: str = "running"  # queued (waiting for another guild's turn), running, paused, done, cancelled, failed
     channels_done: int = 0
     read: int = 0
     stored: int = 0
