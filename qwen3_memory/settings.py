@@ -75,6 +75,7 @@ RANGES: dict[str, Bounds] = {
     "migration.verify_sample": Bounds(1, 100_000),
     "history.gap_fill_max_messages": Bounds(1, 1_000_000),
     "history.channels_per_guild": Bounds(1, 16),
+    "history.guilds_at_once": Bounds(1, 64),
     "history.pages_in_flight": Bounds(1, 64),
     "migration.transform_sample": Bounds(0, 1_000_000, "between 0 (the measured minimum) and 1000000"),
 }
