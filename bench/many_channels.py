@@ -190,6 +190,8 @@ async def recall_pass(memory: Memory, channels: list[int], cold: list[int], resu
     options = memory.recall_options()
     queries = recall_queries(len(channels))
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for channel, query in zip(channels, recall_queries(len(channels), seed=12)):  # other queries: a running bot's
+        await recaller.lexical_candidates(GUILD, channel, query, options.search_depth)  # caches, not these queries'
     for channel, query in zip(channels, queries):
         space = await recaller.read_space(GUILD, channel)
         await store.search(space, GUILD, channel, await recaller.embed_query(space, query), 1)  # load the index
@@ -228,7 +230,7 @@ async def bm25_in_smaller_database(
         for start in range(0, len(small), 1000):
             await store.add_messages(small[start : start + 1000])
         queries = recall_queries(len(channels))
-        for channel, query in zip(channels, queries):  # warm the page cache like the big database's pass
+        for channel, query in zip(channels, recall_queries(len(channels), seed=12)):  # as the big database's pass
             await store.search_text(GUILD, channel, query, 20)
         times = []
         for channel, query in zip(channels, queries):
