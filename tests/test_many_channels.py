@@ -9,12 +9,14 @@ from qwen3_memory.backends.sqlite.index import IndexParams, VectorIndex
 from qwen3_memory.backends.sqlite.store import SQLiteStore
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
+from qwen3_memory.migration import runner as runner_module
 from qwen3_memory.migration.channel_probe import probe_channel_seconds
 from qwen3_memory.migration.engine import MigrationEngine
 from qwen3_memory.migration.jobs import ChannelJob
 from qwen3_memory.migration.plan import STORE_OVERHEAD, make_plan
-from qwen3_memory.migration.runner import GROUP_MESSAGES, work_units
+from qwen3_memory.migration.runner import GROUP_MESSAGES, MigrationFailed, work_units
 from qwen3_memory.migration.verify import agreement_shares
+from qwen3_memory.recall.floors import get_floor
 from qwen3_memory.settings import SettingsError, default_settings
 from qwen3_memory.space import EmbeddingSpace
 from tests.factories import TOPICS, message, qwen3_target
@@ -176,3 +178,98 @@ async def test_the_plan_adds_a_measured_fixed_cost_per_channel(memory: Memory, t
     assert "per channel (measured probe" in plan.eta_basis
     encode_only = plan.benchmark.load_seconds + 12 / plan.benchmark.texts_per_second * STORE_OVERHEAD
     assert plan.eta_seconds > encode_only
+
+
+async def test_a_groups_verify_and_swap_run_while_the_next_group_is_encoded(
+    memory: Memory, tiny_qwen3_dir, monkeypatch
+):
+    await fill_small_channels(memory, channels=12, per_channel=3)
+    monkeypatch.setattr(runner_module, "GROUP_MESSAGES", 16)  # groups of 5 channels (15 messages)
+    engine = MigrationEngine(memory)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=2)
+    events: list[str] = []
+    runner = engine.runner
+    backfill, finish, swap = runner.backfill_group, runner.finish_group, engine._swap_channel
+
+    async def logged_backfill(job, group, *args):
+        events.append(f"backfill {group[0].channel_id} starts")
+        try:
+            return await backfill(job, group, *args)
+        finally:
+            events.append(f"backfill {group[0].channel_id} ends")
+
+    async def logged_finish(job, group, *args):
+        events.append(f"finish {group[0].channel_id} starts")
+        return await finish(job, group, *args)
+
+    async def logged_swap(job, guild_id, channel_id, *args):
+        events.append(f"swap {channel_id}")
+        return await swap(job, guild_id, channel_id, *args)
+
+    monkeypatch.setattr(runner, "backfill_group", logged_backfill)
+    monkeypatch.setattr(runner, "finish_group", logged_finish)
+    monkeypatch.setattr(engine, "_swap_channel", logged_swap)
+    job = await engine.run(job.id)
+
+    assert job.status == J.COMPLETED
+    firsts = sorted({int(e.split()[1]) for e in events if e.startswith("backfill")})
+    assert len(firsts) == 3  # 5 + 5 + 2 channels
+    for this, following in zip(firsts, firsts[1:]):  # a group finishes while the next one is encoded
+        during = events.index(f"backfill {following} starts"), events.index(f"backfill {following} ends")
+        assert during[0] < events.index(f"finish {this} starts") < during[1]
+    swapped = [int(e.split()[1]) for e in events if e.startswith("swap")]
+    assert swapped == sorted(swapped) and len(swapped) == 12  # in the job's order, each once
+    assert {c.status for c in await engine.jobs.channels(job.id)} == {J.SWAPPED}
+
+
+async def test_a_group_failing_verify_fails_the_job_and_leaves_the_next_group_resumable(
+    memory: Memory, tiny_qwen3_dir, monkeypatch
+):
+    await fill_small_channels(memory, channels=9, per_channel=3)
+    monkeypatch.setattr(runner_module, "GROUP_MESSAGES", 16)
+    engine = MigrationEngine(memory)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=2)
+    channels = await engine.jobs.channels(job.id)
+    doomed = channels[1].channel_id  # in the first group
+    verify = engine.runner._verify
+
+    async def failing_verify(job, g, c, *args):
+        if c == doomed:
+            raise MigrationFailed(f"channel {c} failed verification: injected")
+        return await verify(job, g, c, *args)
+
+    monkeypatch.setattr(engine.runner, "_verify", failing_verify)
+    job = await engine.run(job.id)
+
+    assert job.status == J.FAILED and "injected" in job.error
+    after = {c.channel_id: c for c in await engine.jobs.channels(job.id)}
+    assert all(c.status != J.SWAPPED for c in after.values())  # nothing of a failing job swapped after it
+    target = await memory.store.get_space(job.target_space_id)
+    for c in after.values():  # whatever the next group got to is resumable: its cursor says what is stored
+        assert await memory.store.count_vectors(target.id, 1, c.channel_id) == c.done
+
+
+async def test_a_groups_verify_queries_are_encoded_in_one_call_per_model(memory: Memory, tiny_qwen3_dir, monkeypatch):
+    await fill_small_channels(memory, channels=12, per_channel=3)
+    monkeypatch.setattr(runner_module, "GROUP_MESSAGES", 16)  # 3 groups: 5 + 5 + 2 channels
+    engine = MigrationEngine(memory)
+    job = await engine.start(qwen3_target(tiny_qwen3_dir), backup=False, batch_size=2)
+    target = await memory.store.get_space(job.target_space_id)
+    calls: dict[str, list[int]] = {"old": [], "new": []}
+    for name, spec in (("old", memory.default_space.spec), ("new", target.spec)):
+        service = memory.services.get(spec)
+        encode = service.aencode_queries
+
+        async def counted(texts, _encode=encode, _name=name):
+            calls[_name].append(len(texts))
+            return await _encode(texts)
+
+        monkeypatch.setattr(service, "aencode_queries", counted)
+    job = await engine.run(job.id)
+
+    assert job.status == J.COMPLETED
+    assert len(calls["old"]) == 3 and len(calls["new"]) == 3  # per group, not per channel
+    reports = [c.report for c in await engine.jobs.channels(job.id)]
+    assert sum(r["agreement_queries"] for r in reports) == 36  # the job's budget, capped by its messages
+    floor = await get_floor(memory.store, target.id)
+    assert floor is not None and floor.basis == "label-free" and floor.detail["samples"] >= 12

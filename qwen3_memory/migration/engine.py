@@ -412,22 +412,13 @@ class MigrationEngine:
             )
             sizes = [c.total for c in channels]  # fixed when the job was created: the same shares on resume
             shares = {id(c): n for c, n in zip(channels, agreement_shares(sizes))}
-            for unit in work_units([c for c in channels if c.status not in J.CHANNEL_DONE]):
-                finished = await self.runner.run_unit(
-                    job, unit, strategy, source, target, sizer, progress, logger, [shares[id(c)] for c in unit]
-                )
-                if finished and job.options.get("auto_swap", True):
-                    # another process may be swapping it now if this one lost the job's claim; a job cancelled
-                    # meanwhile (a small channel can go from backfill to verified in one model call) never swaps
-                    finished = await self.memory.claims.holds("job", job.id)
-                    finished = finished and (await self.jobs.get(job_id)).status != J.CANCELLED
-                    for channel in unit if finished else ():
-                        if await self._passes_gate(job, channel, logger):
-                            await self._swap_channel(job, channel.guild_id, channel.channel_id, target.id, logger)
-                if not finished:
-                    status = (await self.jobs.get(job_id)).status
-                    logger.info("migration #%d %s at channel %d", job_id, status, unit[0].channel_id)
-                    return await self.jobs.get(job_id)
+            units = work_units([c for c in channels if c.status not in J.CHANNEL_DONE])
+            common = (strategy, source, target, sizer, progress, logger)
+            finished = await self._run_units(job, units, common, shares)
+            if finished is not None:
+                status = (await self.jobs.get(job_id)).status
+                logger.info("migration #%d %s at channel %d", job_id, status, finished[0].channel_id)
+                return await self.jobs.get(job_id)
             stopped = await self.runner.stop_requested(job_id)  # asked during the last channel's catch-up or verify
             if stopped or not await self.jobs.set_status(job_id, J.COMPLETED, unless=(J.PAUSED, J.CANCELLED)):
                 logger.info("migration #%d paused after its last channel; resume completes it", job_id)
@@ -448,6 +439,62 @@ class MigrationEngine:
         finally:
             progress.update(phase=(await self.jobs.get(job_id)).status)
         return await self.jobs.get(job_id)
+
+    async def _run_units(
+        self, job: Job, units: list[list[ChannelJob]], common: tuple, shares: dict[int, int]
+    ) -> list[ChannelJob] | None:
+        """Every unit in order, each swapped once verified; the unit it stopped at when paused or cancelled,
+        None when all are done. A group's catch-up, verify and swap (database and index work, little model
+        work) run while the next group is encoded, so on thousands of small channels the model does not wait
+        for them; at most one group is finishing at a time, and swaps keep the units' order."""
+        target, logger = common[2], common[5]
+        finishing: asyncio.Task | None = None
+        finishing_unit: list[ChannelJob] = []
+
+        async def settle() -> list[ChannelJob] | None:
+            nonlocal finishing
+            task, finishing = finishing, None
+            return None if task is None or await task else finishing_unit
+
+        async def finish_and_swap(unit: list[ChannelJob]) -> bool:
+            if not await self.runner.finish_group(job, unit, *common, [shares[id(c)] for c in unit]):
+                return False
+            await self._swap_unit(job, unit, target.id, logger)
+            return True
+
+        try:
+            for unit in units:
+                if len(unit) == 1:
+                    if (stopped := await settle()) is not None:
+                        return stopped
+                    if not await self.runner.run_unit(job, unit, *common, [shares[id(unit[0])]]):
+                        return unit
+                    await self._swap_unit(job, unit, target.id, logger)
+                    continue
+                backfilled = await self.runner.backfill_group(job, unit, *common)
+                if (stopped := await settle()) is not None:
+                    return stopped
+                if not backfilled:
+                    return unit
+                finishing, finishing_unit = asyncio.create_task(finish_and_swap(unit)), unit
+            return await settle()
+        finally:
+            if finishing is not None:  # a failure or a shutdown interrupted the unit after it
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    finishing.cancel()
+                await asyncio.gather(finishing, return_exceptions=True)
+
+    async def _swap_unit(self, job: Job, unit: list[ChannelJob], target_id: int, logger: logging.Logger) -> None:
+        """Swap the unit's verified channels that pass the quality gate (with auto_swap on)."""
+        if not job.options.get("auto_swap", True):
+            return
+        # another process may be swapping it now if this one lost the job's claim; a job cancelled meanwhile (a
+        # small channel can go from backfill to verified in one model call) never swaps
+        if not await self.memory.claims.holds("job", job.id) or (await self.jobs.get(job.id)).status == J.CANCELLED:
+            return
+        for channel in unit:
+            if await self._passes_gate(job, channel, logger):
+                await self._swap_channel(job, channel.guild_id, channel.channel_id, target_id, logger)
 
     # ------------------------------------------------------------------ control
     @disk_full_is_typed

@@ -27,9 +27,11 @@ from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
 from qwen3_memory.migration.calibrate import calibrate_after_verify, noise_queries_wanted
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobStore
+from qwen3_memory.migration.query_bank import ChannelQueries, prepare_group_queries
 from qwen3_memory.migration.strategies import LinearMap, Strategy, StrategyRefused, fit_linear_map
 from qwen3_memory.migration.transform_sample import describe_sample, minimum_sample, spread_sample
 from qwen3_memory.migration.verify import VerifyReport, verify_channel
+from qwen3_memory.recall.floors import get_floor
 from qwen3_memory.records import SpaceRecord, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -268,6 +270,23 @@ class ChannelRunner:
         if len(group) == 1:
             common = (strategy, source, target, sizer, progress, logger)
             return await self.run_channel(job, group[0], *common, agreement_queries[0])
+        if not await self.backfill_group(job, group, strategy, source, target, sizer, progress, logger):
+            return False
+        return await self.finish_group(job, group, strategy, source, target, sizer, progress, logger, agreement_queries)
+
+    async def backfill_group(
+        self,
+        job: Job,
+        group: list[ChannelJob],
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+        logger: logging.Logger,
+    ) -> bool:
+        """A group's first half (see :meth:`run_unit`): dual-write on, every message encoded and stored; False
+        when paused or cancelled on the way."""
         pairs = [(ch.guild_id, ch.channel_id) for ch in group]
         progress.update(channel_id=group[-1].channel_id, phase="backfill")
         await self.store.add_write_spaces(pairs, target.id)  # dual-write starts before the backfill
@@ -302,11 +321,33 @@ class ChannelRunner:
         if not await self._pipelined(job, scroll, advance, commit, strategy, source, target, sizer, progress):
             return False
         await self.jobs.update_channels(job.id, {p: {"status": J.CATCHUP} for p in pairs}, "catch-up")
+        return True
+
+    async def finish_group(
+        self,
+        job: Job,
+        group: list[ChannelJob],
+        strategy: Strategy,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        sizer: BatchSizer,
+        progress: Progress,
+        logger: logging.Logger,
+        agreement_queries: list[int],
+    ) -> bool:
+        """A backfilled group's second half: each channel caught up and verified, then all marked verified in
+        one transaction. Little model work: the engine runs it while the next group is encoded."""
+        pairs = [(ch.guild_id, ch.channel_id) for ch in group]
         progress.update(phase="verify")
         reports = {}
-        for (g, c), share in zip(pairs, agreement_queries):
+        for g, c in pairs:
             await self._catch_up(g, c, strategy, source, target, sizer, progress)
-            reports[(g, c)] = await self._verify(job, g, c, source, target, share)
+        wanted = await noise_queries_wanted(self.memory, target)
+        floor = await get_floor(self.store, target.id) if wanted else None
+        held = int(floor.detail.get("samples", 0)) if floor is not None and floor.basis == "label-free" else 0
+        queries = await prepare_group_queries(self.memory, source, target, pairs, agreement_queries, wanted, held)
+        for (g, c), share in zip(pairs, agreement_queries):
+            reports[(g, c)] = await self._verify(job, g, c, source, target, share, queries[(g, c)])
         finished = time.time()
         await self.jobs.update_channels(
             job.id,
@@ -319,7 +360,14 @@ class ChannelRunner:
         return True
 
     async def _verify(
-        self, job: Job, g: int, c: int, source: SpaceRecord, target: SpaceRecord, agreement_queries: int
+        self,
+        job: Job,
+        g: int,
+        c: int,
+        source: SpaceRecord,
+        target: SpaceRecord,
+        agreement_queries: int,
+        prepared: ChannelQueries | None = None,
     ) -> VerifyReport:
         """The channel's verify report; a failing one marks the channel failed and raises :class:`MigrationFailed`.
         A passing one calibrates the target space's score floor (from the labelled set, or label-free)."""
@@ -334,7 +382,8 @@ class ChannelRunner:
             agreement_queries=agreement_queries,
             eval_path=eval_path,
             strategy=job.strategy,
-            noise_queries=await noise_queries_wanted(self.memory, target),
+            noise_queries=await noise_queries_wanted(self.memory, target) if prepared is None else 0,
+            prepared=prepared,
         )
         if not report.passed:
             await self.jobs.update_channel(

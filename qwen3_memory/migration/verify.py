@@ -18,6 +18,7 @@ import numpy as np
 
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import gate
+from qwen3_memory.migration.query_bank import ChannelQueries
 from qwen3_memory.recall.floors import noise_scores
 from qwen3_memory.records import SpaceRecord
 
@@ -113,9 +114,12 @@ async def verify_channel(
     seed: int = 0,
     strategy: str = "",
     noise_queries: int = 0,
+    prepared: ChannelQueries | None = None,
 ) -> VerifyReport:
     """Check (target, channel); compare with ``source`` on sampled queries when given; then the quality gate's
-    verdict (``strategy`` transform adds the neighbour-overlap check) and ``noise_queries`` for its floor."""
+    verdict (``strategy`` transform adds the neighbour-overlap check) and ``noise_queries`` for its floor.
+    ``prepared``: the channel's agreement and noise queries, chosen and encoded with its group's (query_bank);
+    they replace ``agreement_queries`` and ``noise_queries``."""
     store = memory.store
     report = VerifyReport(
         guild_id, channel_id, target.spec.key, dimension=target.dimension, source_key=source.spec.key if source else ""
@@ -147,24 +151,34 @@ async def verify_channel(
         report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
     await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
     if source is not None and report.messages and agreement_queries > 0:
-        await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries)
+        await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries, prepared)
     if eval_path is not None:
         from qwen3_memory.evaluation import evaluate_channel_spaces
 
         report.evaluation = await evaluate_channel_spaces(
             memory, eval_path, guild_id, channel_id, [s for s in (source, target) if s is not None]
         )
-    await _quality(report, memory, target, strategy, noise_queries)
+    await _quality(report, memory, target, strategy, noise_queries, prepared)
     return report
 
 
-async def _quality(report: VerifyReport, memory: Memory, target: SpaceRecord, strategy: str, noise: int) -> None:
+async def _quality(
+    report: VerifyReport,
+    memory: Memory,
+    target: SpaceRecord,
+    strategy: str,
+    noise: int,
+    prepared: ChannelQueries | None = None,
+) -> None:
     """The measurements the gate and the floors need, then the verdict."""
     report.strategy = strategy
     g, c = report.guild_id, report.channel_id
     if strategy == "transform" and report.vectors and not report.problems:
         report.neighbour_overlap, report.overlap_sample = await gate.neighbour_overlap(memory, target, g, c)
-    if noise and report.vectors and not report.problems:
+    if prepared is not None:
+        if prepared.noise_texts and report.vectors and not report.problems:
+            report.noise = await noise_scores(memory, target, g, c, prepared=(prepared.noise_texts, prepared.noise))
+    elif noise and report.vectors and not report.problems:
         report.noise = await noise_scores(memory, target, g, c, noise)
     verdict = gate.judge(report.problems, report.evaluation, report.neighbour_overlap, report.overlap_sample)
     report.verdict, report.verdict_reasons = verdict.level, list(verdict.reasons)
@@ -208,14 +222,19 @@ async def _agreement(
     channel_id: int,
     k: int,
     queries: int,
+    prepared: ChannelQueries | None = None,
 ) -> None:
     """Overlap of old and new top-k for message texts used as queries (reported, not judged)."""
-    chosen = await memory.store.sample_messages(guild_id, channel_id, queries)
-    if not chosen:
-        return
-    texts = [m.content for m in chosen]
-    old_q = await memory.services.get(source.spec).aencode_queries(texts)
-    new_q = await memory.services.get(target.spec).aencode_queries(texts)
+    if prepared is not None:
+        texts, old_q, new_q = prepared.agreement_texts, prepared.old, prepared.new
+        if not texts:
+            return
+    else:
+        texts = [m.content for m in await memory.store.sample_messages(guild_id, channel_id, queries)]
+        if not texts:
+            return
+        old_q = await memory.services.get(source.spec).aencode_queries(texts)
+        new_q = await memory.services.get(target.spec).aencode_queries(texts)
     old_scores, old_ids = await memory.store.search_many(source, guild_id, channel_id, old_q, k)
     new_scores, new_ids = await memory.store.search_many(target, guild_id, channel_id, new_q, k)
     overlaps = []

@@ -97,21 +97,43 @@ def labelled_floor(found: Sequence[Sequence[float]], relevant: Sequence[int]) ->
     return float(floor)
 
 
-async def noise_scores(
-    memory, space, guild_id: int, channel_id: int, n: int = NOISE_QUERIES_PER_CHANNEL
-) -> list[float]:
-    """Best cosine in this channel of ``n`` messages from other channels asked as queries (they have no answer
-    here): what noise scores in ``space``. Same guild first; the messages' own channel never."""
-    others = [(g, c) for g, c, _ in await memory.store.message_channels() if (g, c) != (guild_id, channel_id)]
-    others.sort(key=lambda gc: gc[0] != guild_id)
+async def noise_texts(
+    memory,
+    guild_id: int,
+    channel_id: int,
+    n: int = NOISE_QUERIES_PER_CHANNEL,
+    others: list[tuple[int, int]] | None = None,
+) -> list[str]:
+    """Up to ``n`` messages from other channels to ask here as queries that have no answer: same guild first,
+    the channel itself never. ``others``: the channels with messages, when the caller has read them already."""
+    if others is None:
+        others = [(g, c) for g, c, _ in await memory.store.message_channels()]
+    others = sorted((gc for gc in others if gc != (guild_id, channel_id)), key=lambda gc: gc[0] != guild_id)
     texts: list[str] = []
     for g, c in others:
         if len(texts) >= n:
             break
         texts += [m.content for m in await memory.store.sample_messages(g, c, n - len(texts)) if m.content.strip()]
+    return texts[:n]
+
+
+async def noise_scores(
+    memory,
+    space,
+    guild_id: int,
+    channel_id: int,
+    n: int = NOISE_QUERIES_PER_CHANNEL,
+    prepared: tuple[list[str], np.ndarray] | None = None,
+) -> list[float]:
+    """Best cosine in this channel of ``n`` messages from other channels asked as queries (they have no answer
+    here): what noise scores in ``space``. ``prepared``: those texts with their query vectors, encoded already."""
+    if prepared is not None:
+        texts, queries = prepared
+    else:
+        texts = await noise_texts(memory, guild_id, channel_id, n)
+        queries = await memory.services.get(space.spec).aencode_queries(texts) if texts else None
     if not texts:
         return []
-    queries = await memory.services.get(space.spec).aencode_queries(texts)
     scores, _ = await memory.store.search_many(space, guild_id, channel_id, queries, 1)
     # a near duplicate is an answer, not noise (the same line posted in both channels, a bot's message)
     return [float(s) for s in scores[:, 0] if np.isfinite(s) and -1e30 < s < NEAR_DUPLICATE]
