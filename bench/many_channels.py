@@ -44,8 +44,9 @@ import psutil  # noqa: E402
 from bench.migration import LagProbe  # noqa: E402
 from qwen3_memory.backends.sqlite.store import SQLiteStore  # noqa: E402
 from qwen3_memory.memory import Memory  # noqa: E402
+from qwen3_memory.migration.channel_probe import PROBE_TO_CHANNEL  # noqa: E402
 from qwen3_memory.migration.engine import MigrationEngine  # noqa: E402
-from qwen3_memory.migration.plan import make_plan  # noqa: E402
+from qwen3_memory.migration.plan import STORE_OVERHEAD, make_plan  # noqa: E402
 from qwen3_memory.records import StoredMessage  # noqa: E402
 from qwen3_memory.settings import Settings, default_settings  # noqa: E402
 from tests.tiny_models import build_tiny_qwen3_embedder  # noqa: E402
@@ -118,6 +119,7 @@ class ShapeResult:
     migration_lag_p99: float = 0.0
     migration_seconds: float = 0.0
     plan_eta: float = 0.0  # what `plan` estimated for the migration, measured just before it
+    plan_parts: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)  # load s, texts/s, s per channel, channels
     stages: dict[str, list[float]] = field(default_factory=dict)
     bm25_small_db: list[float] = field(default_factory=list)
     rss_after_capture: float = 0.0
@@ -163,7 +165,14 @@ async def migration_pass(memory: Memory, target_model: Path, result: ShapeResult
     batch = memory.settings.batch_size
     await raw_encode_seconds(service, texts[:4096], batch)  # warm-up
     result.migration_raw = len(texts) / await raw_encode_seconds(service, texts, batch)
-    result.plan_eta = (await make_plan(memory, target, "regenerate")).eta_seconds or 0.0
+    plan = await make_plan(memory, target, "regenerate")
+    result.plan_eta = plan.eta_seconds or 0.0
+    result.plan_parts = (
+        plan.benchmark.load_seconds if plan.benchmark else 0.0,
+        plan.benchmark.texts_per_second if plan.benchmark else 0.0,
+        plan.channel_seconds,
+        sum(1 for p in plan.channels if p.to_migrate),
+    )
     engine = MigrationEngine(memory)
     job = await engine.start(target, backup=False, batch_size=batch)
     probe = LagProbe()
@@ -289,6 +298,11 @@ def report(results: list[ShapeResult], load: str) -> None:
         print(
             f"  {r.name}: plan estimated {r.plan_eta:.1f} s, the migration took {r.migration_seconds:.1f} s: "
             f"estimate / actual {r.plan_eta / r.migration_seconds:.2f} (target 0.75-1.25)"
+        )
+        load, rate, per_channel, channels = r.plan_parts
+        print(
+            f"    plan parts: model load {load:.1f} s, benchmark {rate:,.0f} texts/s (x {STORE_OVERHEAD} for storing), "
+            f"{per_channel * 1000:.2f} ms fixed per channel x {channels:,} channels (probe x {PROBE_TO_CHANNEL})"
         )
     print(f"\nrecall latency, ms (p50 / p99){'':<4}" + "".join(f"{r.name:>24}" for r in results))
     for stage in STAGES:

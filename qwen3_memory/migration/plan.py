@@ -101,6 +101,7 @@ class Plan:
     risks: tuple[str, ...] = ()
     blockers: tuple[str, ...] = ()  # why the engine would refuse to start (StrategyRefused, ...)
     notes: tuple[str, ...] = field(default=())
+    channel_seconds: float = 0.0  # the fixed seconds the ETA adds per channel (measured probe x its factor)
 
     @property
     def total_messages(self) -> int:
@@ -172,7 +173,7 @@ async def make_plan(
         notes.append(transform_outlook(sources[0].dimension, sum(p.to_migrate for p in plans), bench))
     return Plan(
         strategy, target_space, tuple(plans), tuple(steps), bench, eta, basis, peak, disk,
-        tuple(dict.fromkeys(risks)), tuple(dict.fromkeys(blockers)), tuple(notes),
+        tuple(dict.fromkeys(risks)), tuple(dict.fromkeys(blockers)), tuple(notes), channel_seconds,
     )  # fmt: skip
 
 
