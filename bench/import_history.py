@@ -2,7 +2,7 @@
 
 discord.py's real HTTP client reads one channel of ``--messages`` chat lines (every 10th by a bot) from
 the local server of the tests (``tests/discord_rest.py``: Discord's paging, rate-limit headers, 429s
-with ``--rate-limit-every``) and the history importer (the engine behind ``/memory import``) feeds them
+with ``--rate-limit-every``), run in a process of its own as Discord is not in the bot's process, and the history importer (the engine behind ``/memory import``) feeds them
 through the capture writer into a temp memory with the packaged all-MiniLM-L6-v2 model. A ticker
 measures the event loop's lag; with ``--recall-every S`` a recall runs every S seconds during the import
 (it costs CPU, so the throughput ratio is measured without it).
@@ -21,19 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 import discord  # noqa: E402
 
@@ -56,13 +60,52 @@ async def recall_during(memory: Memory, stop: asyncio.Event, latencies: list[flo
         await asyncio.sleep(every)
 
 
-async def main(n: int, rate_limit_every: int, pages_in_flight: int, recall_every: float) -> None:
-    fake = FakeDiscord(rate_limit_every=rate_limit_every)
+def fill_channel(fake: FakeDiscord, n: int) -> tuple[list[str], list[int]]:
+    """``n`` chat lines 30 s apart in the bench's channel, every 10th by a bot: the human texts and their ids."""
     fake.channel(GUILD, CHANNEL, "general")
-    lines, start = chat_lines(n), dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    for i, text in enumerate(lines):
-        fake.post(CHANNEL, text, 10 + i % 8, bot=i % 10 == 9, when=start + dt.timedelta(seconds=30 * i))
-    humans = [text for i, text in enumerate(lines) if i % 10 != 9]
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    texts, ids = [], []
+    for i, text in enumerate(chat_lines(n)):
+        data = fake.post(CHANNEL, text, 10 + i % 8, bot=i % 10 == 9, when=start + dt.timedelta(seconds=30 * i))
+        if i % 10 != 9:
+            texts.append(text)
+            ids.append(int(data["id"]))
+    return texts, ids
+
+
+async def serve(n: int, rate_limit_every: int) -> None:
+    """The local Discord of the bench in a process of its own (``--serve``), as Discord is not the bot's
+    process: prints its base URL, serves until stdin closes, then prints its request counts as JSON."""
+    fake = FakeDiscord(rate_limit_every=rate_limit_every)
+    fill_channel(fake, n)
+    print(await fake.start(), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(json.dumps({"pages": len(fake.message_requests(CHANNEL)), "rate_limited": fake.rate_limited}), flush=True)
+    await fake.stop()
+
+
+@contextlib.asynccontextmanager
+async def discord_elsewhere(n: int, rate_limit_every: int) -> AsyncIterator[dict[str, int]]:
+    """Run :func:`serve` in a child process and point discord.py at it; yields its counts once it stopped."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.import_history", "--serve", "--messages", str(n),
+        "--rate-limit-every", str(rate_limit_every), cwd=REPO, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    previous, counts = discord.http.Route.BASE, {}
+    discord.http.Route.BASE = (await child.stdout.readline()).decode().strip()
+    try:
+        yield counts
+    finally:
+        discord.http.Route.BASE = previous
+        child.stdin.close()
+        counts.update(json.loads((await child.stdout.readline()).decode() or "{}"))
+        await child.wait()
+
+
+async def main(n: int, rate_limit_every: int, pages_in_flight: int, recall_every: float) -> None:
+    humans, _ = fill_channel(FakeDiscord(), n)  # the same texts the server process serves
 
     with tempfile.TemporaryDirectory(prefix="import-history-") as tmp:
         settings = default_settings(paths={"data_dir": tmp})
@@ -72,7 +115,7 @@ async def main(n: int, rate_limit_every: int, pages_in_flight: int, recall_every
         service.encode_documents(humans[:64])  # warm-up
         raw_before = await raw_encode(service, humans)
 
-        async with local_discord(fake):
+        async with discord_elsewhere(n, rate_limit_every) as served:
             client = discord.Client(intents=discord.Intents.none())
             await client.login(TOKEN)
             source = DiscordHistory(client)
@@ -107,7 +150,7 @@ async def main(n: int, rate_limit_every: int, pages_in_flight: int, recall_every
     print(
         f"  {progress.state}: read {progress.read}, stored {stored}, embedded {vectors}, skipped {progress.skipped}, "
         f"rate-limit waits {progress.rate_limit_waits} ({progress.rate_limit_seconds:.1f} s), "
-        f"{len(fake.message_requests(CHANNEL))} page requests, {elapsed:.1f} s"
+        f"{served.get('pages', 0)} page requests ({served.get('rate_limited', 0)} answered 429), {elapsed:.1f} s"
     )
     print(
         f"  import {n / elapsed:.0f} messages read/s, {stored_rate:.0f} human messages stored+embedded/s; raw encode "
@@ -151,13 +194,7 @@ async def _worker(data_dir: str, base_url: str, *flags: str) -> asyncio.subproce
 async def kill_halfway(n: int) -> None:
     """Import, SIGKILL once the cursor passed the middle of the channel, resume in a new process, check."""
     fake = FakeDiscord()
-    fake.channel(GUILD, CHANNEL, "general")
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    humans = []
-    for i, text in enumerate(chat_lines(n)):
-        data = fake.post(CHANNEL, text, 10 + i % 8, bot=i % 10 == 9, when=start + dt.timedelta(seconds=30 * i))
-        if i % 10 != 9:
-            humans.append(int(data["id"]))
+    _, humans = fill_channel(fake, n)
     middle = int(fake.channels[CHANNEL].messages[n // 2]["id"])
     with tempfile.TemporaryDirectory(prefix="import-history-kill-") as tmp:
         db = Path(tmp) / "memory" / "memory.db"
@@ -193,8 +230,11 @@ if __name__ == "__main__":
     parser.add_argument("--pages-in-flight", type=int, default=HistorySettings().pages_in_flight)
     parser.add_argument("--recall-every", type=float, default=0.0, help="seconds between recalls during it (0: none)")
     parser.add_argument("--kill-halfway", action="store_true", help="kill -9 the importing process halfway, resume")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process of main()
     args = parser.parse_args()
-    if args.kill_halfway:
+    if args.serve:
+        asyncio.run(serve(args.messages, args.rate_limit_every))
+    elif args.kill_halfway:
         asyncio.run(kill_halfway(args.messages))
     else:
         asyncio.run(main(args.messages, args.rate_limit_every, args.pages_in_flight, args.recall_every))

@@ -18,6 +18,7 @@ Used by the tests and by ``bench/import_history.py``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import itertools
@@ -31,6 +32,10 @@ from aiohttp import web
 
 BOT_USER_ID = 900_000_000_000_000_001
 TOKEN = "local-test-token"
+
+
+def _message_id(message: dict[str, Any]) -> int:
+    return int(message["id"])
 
 
 def snowflake(when: dt.datetime, sequence: int = 0) -> int:
@@ -238,13 +243,13 @@ class FakeDiscord:
         if self.page_delay:
             await asyncio.sleep(self.page_delay)
         limit = max(1, min(100, int(request.query.get("limit", 50))))
-        messages = channel.messages
+        messages = channel.messages  # oldest first, ids growing: a page is a slice found by bisection
         if "after" in request.query:
-            after = int(request.query["after"])
-            page = [m for m in messages if int(m["id"]) > after][:limit]
+            start = bisect.bisect_right(messages, int(request.query["after"]), key=_message_id)
+            page = messages[start : start + limit]
         else:
-            before = int(request.query.get("before", 2**63 - 1))
-            page = [m for m in messages if int(m["id"]) < before][-limit:]
+            end = bisect.bisect_left(messages, int(request.query.get("before", 2**63 - 1)), key=_message_id)
+            page = messages[max(0, end - limit) : end]
         return _json(list(reversed(page)), headers=self._headers(49, 1.0))
 
     def _threads(self, parent_id: int | None, guild_id: int | None, archived: bool, private: bool) -> list[FakeChannel]:
