@@ -2,7 +2,8 @@
 
 discord.py's real HTTP client reads one channel of ``--messages`` chat lines (every 10th by a bot) from
 the local server of the tests (``tests/discord_rest.py``: Discord's paging, rate-limit headers, 429s
-with ``--rate-limit-every``), run in a process of its own as Discord is not in the bot's process, and the history importer (the engine behind ``/memory import``) feeds them
+with ``--rate-limit-every``), run in a process of its own as Discord is not in the bot's process, and
+the history importer (the engine behind ``/memory import``) feeds them
 through the capture writer into a temp memory with the packaged all-MiniLM-L6-v2 model. A ticker
 measures the event loop's lag; with ``--recall-every S`` a recall runs every S seconds during the import
 (it costs CPU, so the throughput ratio is measured without it).

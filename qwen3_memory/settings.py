@@ -202,7 +202,7 @@ class HistorySettings:
     gap_fill_max_messages: int = 5_000  # per channel and gap; older missed messages need /memory import
     channels_per_guild: int = 1  # channels read at once per guild (live capture shares the writer)
     guilds_at_once: int = 2  # guilds importing (or filling a gap) at once; the others wait, queued, in order
-    pages_in_flight: int = 4  # pages of 100 queued for the writer per channel before the reader waits
+    pages_in_flight: int = 12  # pages of 100 queued per channel (behind live events) before the reader waits
 
 
 @dataclass(frozen=True)
