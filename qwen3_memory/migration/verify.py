@@ -25,6 +25,7 @@ from qwen3_memory.records import SpaceRecord
 SELF_RETRIEVAL_EXACT = 0.99
 SELF_RETRIEVAL_APPROXIMATE = 0.95
 IN_FLIGHT_ALLOWANCE = 256  # newest messages still in the capture queue when verify ran
+COUNT_REREADS = 3  # index and database counts that differ are read again this often before it is a problem
 JOB_AGREEMENT_QUERIES = 100  # old-vs-new agreement queries of a whole job, spread over its channels by size
 
 
@@ -147,8 +148,14 @@ async def verify_channel(
             report.problems.append(f"{report.bad_norm} vectors are not unit length")
     index = await memory.store.index_info(target, guild_id, channel_id)  # the one searches use
     report.index_size, report.index_kind = len(index), index.kind
-    if report.index_size != report.vectors:
-        report.problems.append(f"the index holds {report.index_size} vectors, the database {report.vectors}")
+    stored = report.vectors
+    for _ in range(COUNT_REREADS):  # live capture may write between the two reads: read both again, back to back
+        if report.index_size == stored:
+            break
+        stored = await store.count_vectors(target.id, guild_id, channel_id)
+        report.index_size = len(await memory.store.index_info(target, guild_id, channel_id))
+    if report.index_size != stored:
+        report.problems.append(f"the index holds {report.index_size} vectors, the database {stored}")
     await _self_retrieval(report, memory, target, ids[finite], vectors[finite], sample, seed)
     if source is not None and report.messages and agreement_queries > 0:
         await _agreement(report, memory, source, target, guild_id, channel_id, k, agreement_queries, prepared)
