@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -39,6 +40,8 @@ from qwen3_memory.errors import DimensionMismatch, StoreError, StoreLocked
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 from qwen3_memory.records import ChannelState, SpaceRecord, StoredMessage
 from qwen3_memory.space import EmbeddingSpace
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 KEEP_CHANGES = 10_000  # change-log entries kept per (space, channel) behind its newest flushed index
@@ -376,6 +379,8 @@ class SQLiteStore(PortableReads):
                 "upgrade qwen3-memory or restore a backup made by this version"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
+            if current:  # an existing memory: some steps rewrite every row (8: the full-text terms), say so first
+                log.info("%s: upgrading the schema to version %d", self.path, version)
             async with self.transaction() as db:
                 for statement in _statements(SCHEMA_MIGRATIONS[version]):
                     await db.execute(statement)
