@@ -31,7 +31,7 @@ from qwen3_memory.migration.gate import FAIL, GateRefused, verdict_of
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobNotFound, JobStateError, JobStore
 from qwen3_memory.migration.plan import unknown_channels_message
 from qwen3_memory.migration.report import JobStatus
-from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, MigrationFailed, Progress, work_units
+from qwen3_memory.migration.runner import BatchSizer, ChannelRunner, JobWork, MigrationFailed, Progress, work_units
 from qwen3_memory.migration.source import migration_source
 from qwen3_memory.migration.strategies import validate_strategy
 from qwen3_memory.migration.transform_sample import check_sample_size
@@ -413,8 +413,8 @@ class MigrationEngine:
             sizes = [c.total for c in channels]  # fixed when the job was created: the same shares on resume
             shares = {id(c): n for c, n in zip(channels, agreement_shares(sizes))}
             units = work_units([c for c in channels if c.status not in J.CHANNEL_DONE])
-            common = (strategy, source, target, sizer, progress, logger)
-            finished = await self._run_units(job, units, common, shares)
+            work = JobWork(strategy, source, target, sizer, progress, logger)
+            finished = await self._run_units(job, units, work, shares)
             if finished is not None:
                 status = (await self.jobs.get(job_id)).status
                 logger.info("migration #%d %s at channel %d", job_id, status, finished[0].channel_id)
@@ -441,13 +441,13 @@ class MigrationEngine:
         return await self.jobs.get(job_id)
 
     async def _run_units(
-        self, job: Job, units: list[list[ChannelJob]], common: tuple, shares: dict[int, int]
+        self, job: Job, units: list[list[ChannelJob]], work: JobWork, shares: dict[int, int]
     ) -> list[ChannelJob] | None:
         """Every unit in order, each swapped once verified; the unit it stopped at when paused or cancelled,
         None when all are done. A group's catch-up, verify and swap (database and index work, little model
         work) run while the next group is encoded, so on thousands of small channels the model does not wait
         for them; at most one group is finishing at a time, and swaps keep the units' order."""
-        target, logger = common[2], common[5]
+        target, logger = work.target, work.logger
         finishing: asyncio.Task | None = None
         finishing_unit: list[ChannelJob] = []
 
@@ -457,7 +457,7 @@ class MigrationEngine:
             return None if task is None or await task else finishing_unit
 
         async def finish_and_swap(unit: list[ChannelJob]) -> bool:
-            if not await self.runner.finish_group(job, unit, *common, [shares[id(c)] for c in unit]):
+            if not await self.runner.finish_group(job, unit, work, [shares[id(c)] for c in unit]):
                 return False
             await self._swap_unit(job, unit, target.id, logger)
             return True
@@ -467,11 +467,11 @@ class MigrationEngine:
                 if len(unit) == 1:
                     if (stopped := await settle()) is not None:
                         return stopped
-                    if not await self.runner.run_unit(job, unit, *common, [shares[id(unit[0])]]):
+                    if not await self.runner.run_channel(job, unit[0], *work.fields(), shares[id(unit[0])]):
                         return unit
                     await self._swap_unit(job, unit, target.id, logger)
                     continue
-                backfilled = await self.runner.backfill_group(job, unit, *common)
+                backfilled = await self.runner.backfill_group(job, unit, work)
                 if (stopped := await settle()) is not None:
                     return stopped
                 if not backfilled:

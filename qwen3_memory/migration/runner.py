@@ -64,6 +64,22 @@ def work_units(channels: list[ChannelJob]) -> list[list[ChannelJob]]:
     return units
 
 
+@dataclass(frozen=True)
+class JobWork:
+    """What every unit of one run of a job shares: its strategy, spaces, batch sizer, progress and log."""
+
+    strategy: Strategy
+    source: SpaceRecord
+    target: SpaceRecord
+    sizer: BatchSizer
+    progress: Progress
+    logger: logging.Logger
+
+    def fields(self) -> tuple[Strategy, SpaceRecord, SpaceRecord, BatchSizer, Progress, logging.Logger]:
+        """In :meth:`ChannelRunner.run_channel`'s parameter order."""
+        return self.strategy, self.source, self.target, self.sizer, self.progress, self.logger
+
+
 class MigrationFailed(UserFacingError):
     """A channel failed (verification, out of memory at batch size 1, ...); the job stops, nothing is lost."""
 
@@ -246,47 +262,13 @@ class ChannelRunner:
             ch.status = J.VERIFIED
         return True
 
-    async def run_unit(
-        self,
-        job: Job,
-        group: list[ChannelJob],
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-        logger: logging.Logger,
-        agreement_queries: list[int],
-    ) -> bool:
-        """One unit of :func:`work_units`; False when paused or cancelled on the way. A channel alone is
-        :meth:`run_channel`; several small pending channels run as one:
-
-        dual-write starts for all of them in one transaction, their messages are encoded together in
-        full batches (a 25-message channel alone would be a third of one), each batch's cursors are
-        committed in one transaction, then each channel is caught up and verified and the group's
-        statuses move in one transaction. Every step leaves each channel in a state that
-        :meth:`run_channel` resumes, so a crash or a pause mid-group loses nothing.
-        """
-        if len(group) == 1:
-            common = (strategy, source, target, sizer, progress, logger)
-            return await self.run_channel(job, group[0], *common, agreement_queries[0])
-        if not await self.backfill_group(job, group, strategy, source, target, sizer, progress, logger):
-            return False
-        return await self.finish_group(job, group, strategy, source, target, sizer, progress, logger, agreement_queries)
-
-    async def backfill_group(
-        self,
-        job: Job,
-        group: list[ChannelJob],
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-        logger: logging.Logger,
-    ) -> bool:
-        """A group's first half (see :meth:`run_unit`): dual-write on, every message encoded and stored; False
-        when paused or cancelled on the way."""
+    async def backfill_group(self, job: Job, group: list[ChannelJob], work: JobWork) -> bool:
+        """A group of small pending channels (:func:`work_units`), first half: dual-write starts for all of them
+        in one transaction, their messages are encoded together in full batches (a 25-message channel alone
+        would be a third of one), each batch's cursors are committed in one transaction. False when paused or
+        cancelled on the way. Every step leaves each channel in a state that :meth:`run_channel` resumes, so a
+        crash or a pause mid-group loses nothing."""
+        strategy, source, target, sizer, progress, logger = work.fields()
         pairs = [(ch.guild_id, ch.channel_id) for ch in group]
         progress.update(channel_id=group[-1].channel_id, phase="backfill")
         await self.store.add_write_spaces(pairs, target.id)  # dual-write starts before the backfill
@@ -324,19 +306,11 @@ class ChannelRunner:
         return True
 
     async def finish_group(
-        self,
-        job: Job,
-        group: list[ChannelJob],
-        strategy: Strategy,
-        source: SpaceRecord,
-        target: SpaceRecord,
-        sizer: BatchSizer,
-        progress: Progress,
-        logger: logging.Logger,
-        agreement_queries: list[int],
+        self, job: Job, group: list[ChannelJob], work: JobWork, agreement_queries: list[int]
     ) -> bool:
         """A backfilled group's second half: each channel caught up and verified, then all marked verified in
         one transaction. Little model work: the engine runs it while the next group is encoded."""
+        strategy, source, target, sizer, progress, logger = work.fields()
         pairs = [(ch.guild_id, ch.channel_id) for ch in group]
         progress.update(phase="verify")
         reports = {}
