@@ -30,7 +30,7 @@ from qwen3_memory.filters import NO_FILTERS, RecallFilters
 K1 = 1.2
 B = 0.75
 #: Matching rows of one channel scored in Python; beyond this FTS5 ranks them in C.
-MAX_SCORED = 1500
+MAX_SCORED = 1000
 #: Terms in at least this many rows have their counts kept from one vocabulary scan (TableRarity).
 COMMON_DOCS = 20
 #: The counts are read again once the table's row count moved by more than this fraction.
@@ -154,14 +154,19 @@ def search_channel(
     condition, params = filters.sql("m")
     prefix = scoped_prefix(channel_id)
     scoped = " OR ".join('"' + (prefix + t).replace('"', '""') + '"' for t in terms)
+    table = rarity.table
+    found = [
+        r[0] for r in conn.execute(f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (scoped, MAX_SCORED + 1))
+    ]
+    if len(found) > MAX_SCORED:  # row ids only so far: cheap to count, even where they are too many to score here
+        return _ranked_by_fts5(conn, table, guild_id, channel_id, query, limit, filters)
+    if not found:
+        return []
     documents = conn.execute(
-        f"WITH hits AS MATERIALIZED (SELECT rowid AS id, terms FROM {rarity.table} WHERE {rarity.table} MATCH ? "
-        "LIMIT ?) SELECT m.id, hits.terms FROM hits JOIN messages m ON m.id = hits.id "
-        f"WHERE m.guild_id = ? AND m.channel_id = ?{condition}",
-        (scoped, MAX_SCORED + 1, guild_id, channel_id, *params),
+        f"SELECT m.id, f.terms FROM messages m JOIN {table} f ON f.rowid = m.id "
+        f"WHERE m.id IN ({', '.join('?' * len(found))}) AND m.guild_id = ? AND m.channel_id = ?{condition}",
+        (*found, guild_id, channel_id, *params),
     ).fetchall()
-    if len(documents) > MAX_SCORED:
-        return _ranked_by_fts5(conn, rarity.table, guild_id, channel_id, query, limit, filters)
     rows, average = rarity.totals(conn)
     scored = score_rows(terms, documents, rows, average, rarity.document_counts(conn, terms, rows))
     scored.sort(key=lambda pair: (-pair[1], pair[0]))
