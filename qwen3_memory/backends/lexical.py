@@ -12,6 +12,7 @@ term itself, so one channel's search reads only its own postings
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
@@ -50,5 +51,9 @@ def fts_query(text: str, max_terms: int = 64) -> str:
     seen: dict[str, None] = {}
     for term in search_terms(text):
         seen.setdefault(term, None)
-    quoted = ['"' + term.replace('"', '""') + '"' for term in list(seen)[:max_terms]]
-    return " OR ".join(quoted)
+    return or_match(list(seen)[:max_terms])
+
+
+def or_match(terms: Iterable[str]) -> str:
+    """An FTS5 MATCH expression that ORs ``terms``, each quoted as one token ('' for none)."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)

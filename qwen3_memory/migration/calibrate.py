@@ -25,12 +25,19 @@ from qwen3_memory.records import SpaceRecord
 LABELLED_DEPTH = 5
 
 
+async def noise_needed(memory, space: SpaceRecord) -> tuple[int, int]:
+    """(no-answer queries the next verify of ``space`` should ask per channel, label-free samples its floor holds):
+    none once the budget is spent or the floor is labelled."""
+    floor = await get_floor(memory.store, space.id)
+    held = int(floor.detail.get("samples", 0)) if floor is not None and floor.basis == "label-free" else 0
+    if floor is not None and (floor.basis == "labelled" or held >= NOISE_BUDGET):
+        return 0, held
+    return NOISE_QUERIES_PER_CHANNEL, held
+
+
 async def noise_queries_wanted(memory, space: SpaceRecord) -> int:
     """How many no-answer queries the next verify of ``space`` should ask: none once the budget is spent."""
-    floor = await get_floor(memory.store, space.id)
-    if floor is not None and (floor.basis == "labelled" or floor.detail.get("samples", 0) >= NOISE_BUDGET):
-        return 0
-    return NOISE_QUERIES_PER_CHANNEL
+    return (await noise_needed(memory, space))[0]
 
 
 async def labelled_samples(

@@ -25,13 +25,12 @@ import psutil
 from qwen3_memory.errors import EncodeOutOfMemory, UserFacingError
 from qwen3_memory.memory import Memory
 from qwen3_memory.migration import jobs as J
-from qwen3_memory.migration.calibrate import calibrate_after_verify, noise_queries_wanted
+from qwen3_memory.migration.calibrate import calibrate_after_verify, noise_needed, noise_queries_wanted
 from qwen3_memory.migration.jobs import ChannelJob, Job, JobStore
 from qwen3_memory.migration.query_bank import ChannelQueries, prepare_group_queries
 from qwen3_memory.migration.strategies import LinearMap, Strategy, StrategyRefused, fit_linear_map
 from qwen3_memory.migration.transform_sample import describe_sample, minimum_sample, spread_sample
 from qwen3_memory.migration.verify import VerifyReport, verify_channel
-from qwen3_memory.recall.floors import get_floor
 from qwen3_memory.records import SpaceRecord, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -316,9 +315,7 @@ class ChannelRunner:
         reports = {}
         for g, c in pairs:
             await self._catch_up(g, c, strategy, source, target, sizer, progress)
-        wanted = await noise_queries_wanted(self.memory, target)
-        floor = await get_floor(self.store, target.id) if wanted else None
-        held = int(floor.detail.get("samples", 0)) if floor is not None and floor.basis == "label-free" else 0
+        wanted, held = await noise_needed(self.memory, target)  # one read of the floor for the whole group
         queries = await prepare_group_queries(self.memory, source, target, pairs, agreement_queries, wanted, held)
         for (g, c), share in zip(pairs, agreement_queries):
             reports[(g, c)] = await self._verify(job, g, c, source, target, share, queries[(g, c)])

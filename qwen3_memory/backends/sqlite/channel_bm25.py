@@ -23,7 +23,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-from qwen3_memory.backends.lexical import fts_query, scoped_prefix, search_terms
+from qwen3_memory.backends.lexical import fts_query, or_match, scoped_prefix, search_terms
 from qwen3_memory.filters import NO_FILTERS, RecallFilters
 
 #: FTS5's bm25() parameters (k1, b), which the scores here must reproduce.
@@ -151,9 +151,8 @@ def search_channel(
     terms = list(dict.fromkeys(_fold(t) for t in search_terms(query)))[:64]
     if not terms:
         return []
-    condition, params = filters.sql("m")
     prefix = scoped_prefix(channel_id)
-    scoped = " OR ".join('"' + (prefix + t).replace('"', '""') + '"' for t in terms)
+    scoped = or_match(prefix + t for t in terms)
     table = rarity.table
     found = [
         r[0] for r in conn.execute(f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (scoped, MAX_SCORED + 1))
@@ -162,6 +161,7 @@ def search_channel(
         return _ranked_by_fts5(conn, table, guild_id, channel_id, query, limit, filters)
     if not found:
         return []
+    condition, params = filters.sql("m")
     documents = conn.execute(
         f"SELECT m.id, f.terms FROM messages m JOIN {table} f ON f.rowid = m.id "
         f"WHERE m.id IN ({', '.join('?' * len(found))}) AND m.guild_id = ? AND m.channel_id = ?{condition}",
